@@ -1,0 +1,201 @@
+"""Settings from the environment and `.env` (pydantic-settings).
+
+Every name here is a contract with operators: `.env.example` and the README list them all.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import secrets
+from pathlib import Path
+from typing import Literal
+
+import phonenumbers
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from storage.engine import redact_url, validate_url
+
+log = logging.getLogger(__name__)
+
+_TOKEN = re.compile(r"^\d{1,20}:[A-Za-z0-9_-]{20,}$")
+_WEBHOOK_SECRET = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
+SECRET_FILE = ".passgram-secret"  # noqa: S105 - a file name, not a secret
+
+
+class ConfigError(Exception):
+    """A setting is missing or malformed; the message is one line naming it."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", case_sensitive=False)
+
+    telegram_bot_token: SecretStr | None = None
+    telegram_api_url: str = "https://api.telegram.org"
+    database_url: str = "sqlite+aiosqlite:///passgram.db"
+    redis_url: str | None = None
+    passgram_secret: SecretStr | None = None
+    passgram_data_dir: Path = Path()
+    auth_backend: Literal["local", "clerk"] = "local"
+    smtp_url: SecretStr | None = None
+    email_from: str | None = None
+    twilio_account_sid: str | None = None
+    twilio_auth_token: SecretStr | None = None
+    twilio_from: str | None = None
+    twilio_api_url: str = "https://api.twilio.com"
+    clerk_publishable_key: str | None = None
+    clerk_secret_key: SecretStr | None = None
+    clerk_mode: Literal["fapi", "bapi"] = "fapi"
+    clerk_fapi_url: str | None = None
+    clerk_bapi_url: str = "https://api.clerk.com"
+    clerk_sign_in_url: str | None = None
+    default_region: str | None = None
+    webhook_url: str | None = None
+    webhook_secret: SecretStr | None = None
+    webhook_listen: str = "0.0.0.0:8080"
+    app_name: str = Field(default="Passgram", min_length=1, max_length=64)
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    dev_delivery: bool = False
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper(cls, v: object) -> object:
+        return v.upper() if isinstance(v, str) else v
+
+    @field_validator(
+        "redis_url",
+        "email_from",
+        "twilio_account_sid",
+        "twilio_from",
+        "clerk_publishable_key",
+        "clerk_fapi_url",
+        "clerk_sign_in_url",
+        "default_region",
+        "webhook_url",
+        mode="before",
+    )
+    @classmethod
+    def _blank_is_unset(cls, v: object) -> object:
+        return None if isinstance(v, str) and not v.strip() else v
+
+    @field_validator("telegram_bot_token")
+    @classmethod
+    def _token(cls, v: SecretStr | None) -> SecretStr | None:
+        if v is not None and not _TOKEN.match(v.get_secret_value()):
+            raise ValueError("expected the form 123456789:AAE… that BotFather gives")
+        return v
+
+    @field_validator("database_url")
+    @classmethod
+    def _database(cls, v: str) -> str:
+        validate_url(v)
+        return v
+
+    @field_validator("default_region")
+    @classmethod
+    def _region(cls, v: str | None) -> str | None:
+        if v is None:
+            return None
+        region = v.strip().upper()
+        if region not in phonenumbers.SUPPORTED_REGIONS:
+            raise ValueError(f"unknown region {v!r}; use an ISO country code such as US or GB")
+        return region
+
+    @field_validator("telegram_api_url", "twilio_api_url", "clerk_bapi_url", "clerk_fapi_url")
+    @classmethod
+    def _http_url(cls, v: str | None) -> str | None:
+        if v is not None and not re.match(r"^https?://[^/\s]+", v):
+            raise ValueError("expected an http(s):// URL")
+        return v.rstrip("/") if v else v
+
+    @field_validator("webhook_listen")
+    @classmethod
+    def _listen(cls, v: str) -> str:
+        host, _, port = v.rpartition(":")
+        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError("expected HOST:PORT, e.g. 0.0.0.0:8080")
+        return v
+
+    @model_validator(mode="after")
+    def _together(self) -> Settings:
+        if self.webhook_url:
+            if not self.webhook_url.startswith("https://") and not self.webhook_url.startswith(
+                "http://127."
+            ):
+                raise ValueError("WEBHOOK_URL must be an https:// URL")
+            secret = self.webhook_secret.get_secret_value() if self.webhook_secret else ""
+            if not _WEBHOOK_SECRET.match(secret):
+                raise ValueError(
+                    "WEBHOOK_SECRET is required with WEBHOOK_URL: 1-256 of A-Z a-z 0-9 _ -"
+                )
+        if self.smtp_url and not self.email_from:
+            raise ValueError("EMAIL_FROM is required with SMTP_URL")
+        if self.smtp_url and not re.match(r"^smtps?://", self.smtp_url.get_secret_value()):
+            raise ValueError("SMTP_URL must start with smtp:// or smtps://")
+        twilio = (self.twilio_account_sid, self.twilio_auth_token, self.twilio_from)
+        if any(twilio) and not all(twilio):
+            raise ValueError(
+                "TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN and TWILIO_FROM are needed together"
+            )
+        if self.auth_backend == "clerk":
+            if self.clerk_mode == "fapi" and not (
+                self.clerk_publishable_key or self.clerk_fapi_url
+            ):
+                raise ValueError("CLERK_PUBLISHABLE_KEY is required with AUTH_BACKEND=clerk")
+            if self.clerk_mode == "bapi" and not self.clerk_secret_key:
+                raise ValueError("CLERK_SECRET_KEY is required with CLERK_MODE=bapi")
+        return self
+
+    @property
+    def email_enabled(self) -> bool:
+        return self.smtp_url is not None
+
+    @property
+    def sms_enabled(self) -> bool:
+        return self.twilio_account_sid is not None
+
+    def secret(self) -> str:
+        """PASSGRAM_SECRET, or one generated once into the data dir (with a warning)."""
+        if self.passgram_secret is not None:
+            return self.passgram_secret.get_secret_value()
+        path = self.passgram_data_dir / SECRET_FILE
+        if path.exists():
+            return path.read_text().strip()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        value = secrets.token_urlsafe(32)
+        path.touch(mode=0o600)
+        path.write_text(value + "\n")
+        log.warning(
+            "PASSGRAM_SECRET is not set: generated one into %s. Keep that file (or set the "
+            "variable); losing it makes stored personal data and pending codes unreadable.",
+            path,
+        )
+        return value
+
+    def masked(self) -> dict[str, str | None]:
+        """Every setting, printable: secrets shown only as whether they are set."""
+        out: dict[str, str | None] = {}
+        for name in type(self).model_fields:
+            value = getattr(self, name)
+            if isinstance(value, SecretStr):
+                out[name.upper()] = "********" if value.get_secret_value() else None
+            elif value is None:
+                out[name.upper()] = None
+            else:
+                out[name.upper()] = str(value)
+        if self.database_url:
+            out["DATABASE_URL"] = redact_url(self.database_url)
+        return out
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Settings, or ConfigError with one line: the setting's name and what is wrong."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        name = "_".join(str(p) for p in err["loc"]).upper()
+        msg = err["msg"].removeprefix("Value error, ")
+        where = f"{name}: " if name else ""
+        raise ConfigError(f"{where}{msg}") from None

@@ -1,0 +1,156 @@
+"""Every text the bot says, in one catalog, ready for more languages.
+
+Keys are stable; each language maps keys to `str.format` templates. The user's Telegram
+`language_code` picks the language; anything missing falls back to English.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+EN: dict[str, str] = {
+    "welcome": (
+        "Hi! I'm the sign-in bot for {app}.\n"
+        "Send me your email address or phone number, or tap the button to share your "
+        "Telegram number."
+    ),
+    "share_phone": "📱 Share my phone number",
+    "ask_identifier": "Send me your email address or phone number, or tap the button below.",
+    "ask_identifier_email_only": "Send me your email address.",
+    "ask_identifier_phone_only": (
+        "Send me your phone number with the country code, or tap the button below."
+    ),
+    "already_linked": (
+        "You're signed in to {app} as {who}. /me shows your account · /logout signs you out."
+    ),
+    "code_sent": (
+        "I've sent a 6-digit code {how} to {masked}. It's valid for {minutes} minutes.\n"
+        "The code comes from {app}. Never send me a code you got from Telegram itself."
+    ),
+    "how_email": "by email",
+    "how_sms": "by SMS",
+    "how_log": "through the development log",
+    "btn_resend": "Resend code",
+    "btn_resend_in": "Resend code (in {seconds} s)",
+    "btn_change": "Use another email or number",
+    "btn_cancel": "Cancel",
+    "btn_new_code": "Send a new code",
+    "btn_erase": "Erase my data",
+    "btn_keep": "Keep it",
+    "resent": "I've sent a new code to {masked}. The previous one no longer works.",
+    "resend_wait": "You can ask for a new code in {seconds} s.",
+    "waiting_for_code": "I'm waiting for the 6-digit code I sent to {masked}.",
+    "code_shape": "The code has 6 digits. Please send just the digits, like 123456.",
+    "wrong_code": "That code isn't right. {tries} tries left.",
+    "wrong_code_one": "That code isn't right. 1 try left.",
+    "expired": "That code has expired.",
+    "too_many": (
+        "Too many wrong codes. You can try again at {when}, or use another email or number."
+    ),
+    "too_many_code": (
+        "Too many wrong codes for this code. Ask for a new one, or use another email or number."
+    ),
+    "rate_limited": (
+        "Please wait {wait} before I send another code there, or use another email or number."
+    ),
+    "pacing": "Lots of people are signing in right now. Your code is on its way in about {wait}.",
+    "unavailable": (
+        "I can't reach the sign-in service right now. Please try again in a minute — "
+        "nothing you've done is lost."
+    ),
+    "signed_up": "✅ You're signed in to {app} as {who}. New account created.",
+    "signed_in": "✅ Welcome back — signed in to {app} as {who}.",
+    "signed_in_footer": "/me shows your account · /logout signs you out",
+    "open_app": "Open {app}",
+    "ask_first_name": "One more thing for your new account: what's your first name?",
+    "ask_last_name": "And your last name?",
+    "ask_username": "Pick a username for {app} (letters, digits and _ only).",
+    "bad_field": "That doesn't look right: {reason} Please try again.",
+    "field_empty": "it's empty.",
+    "field_too_long": "it's longer than 64 characters.",
+    "field_username": "use 3-64 letters, digits or _.",
+    "contact_not_yours": (
+        "That contact isn't you. Share your own number with the button, or type it."
+    ),
+    "only_email": "I can only send codes by email here. Please send your email address.",
+    "only_phone": "I can only send codes by SMS here. Please send your phone number.",
+    "reason_empty": "Send me your email address or phone number.",
+    "reason_too_long": "That's too long for a phone number. Please check it and send it again.",
+    "reason_too_short": "That number looks too short. Please send the full number.",
+    "reason_needs_country": (
+        "I can't tell which country that number is from. Please send it with the country "
+        "code, like +44 7700 900123."
+    ),
+    "reason_unknown_country": (
+        "I don't know that country code. Please check the digits after the +."
+    ),
+    "reason_invalid_number": (
+        "That isn't a valid phone number. Please check it, or send your email address."
+    ),
+    "reason_not_mobile": (
+        "That's a landline, so it can't receive a text. Send a mobile number, or your "
+        "email address."
+    ),
+    "reason_bad_email": (
+        "That email address doesn't look right. Please check it and send it again."
+    ),
+    "reason_backend": "The sign-in service can't use that. Please check it, or try another one.",
+    "cancelled": "Cancelled. Send /start whenever you want to sign in.",
+    "nothing_to_cancel": "There's nothing to cancel. /help shows what I can do.",
+    "me": "You're signed in to {app} as {who} since {since}.",
+    "me_not_linked": "You're not signed in. Send /start to sign in to {app}.",
+    "logged_out": "You're signed out of {app}. Send /start to sign in again.",
+    "not_linked": "You're not signed in, so there's nothing to sign out of.",
+    "forget_confirm": (
+        "This signs you out and erases everything I keep about you (your {what}, your "
+        "sign-in history). Chats that require sign-in will remove you."
+    ),
+    "forget_what_email": "email",
+    "forget_what_phone": "phone number",
+    "forget_what_none": "messages with me",
+    "forgotten": "Done. I've erased your data and signed you out.",
+    "forget_kept": "Kept. Nothing was erased.",
+    "tap_a_button": "Please tap one of the buttons: Erase my data or Keep it.",
+    "stale_button": "That button no longer does anything.",
+    "unknown_command": "I don't know that command. /help shows what I can do.",
+    "bad_link": ("That link isn't valid any more. Ask for a new one — or sign in here directly."),
+    "not_text": "I can only read text here.",
+    "help": (
+        "I sign you in to {app} with a one-time code sent to your email or phone.\n"
+        "/start — sign in or create an account\n"
+        "/me — who you're signed in as\n"
+        "/logout — sign out\n"
+        "/forget — erase everything I keep about you\n"
+        "/cancel — stop what we're doing\n"
+        "I will never ask for a code from Telegram itself."
+    ),
+}
+
+CATALOG: dict[str, dict[str, str]] = {"en": EN}
+
+
+def language_for(code: str | None) -> str:
+    base = (code or "en").split("-")[0].lower()
+    return base if base in CATALOG else "en"
+
+
+def t(lang: str, key: str, **values: Any) -> str:
+    template = CATALOG.get(lang, EN).get(key) or EN[key]
+    return template.format(**values) if values else template
+
+
+def duration(seconds: float) -> str:
+    s = max(1, round(seconds))
+    if s < 60:
+        return f"{s} s"
+    minutes = -(-s // 60)
+    return f"{minutes} min"
+
+
+def clock(at: datetime) -> str:
+    return at.strftime("%H:%M UTC")
+
+
+def date(at: datetime) -> str:
+    return f"{at.day} {at.strftime('%B')}, {at.strftime('%H:%M')} UTC"

@@ -1,0 +1,252 @@
+"""Simulated Telegram users: what a test does with its thumbs, and what it reads on screen."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import secrets
+from collections.abc import Callable
+from typing import Any
+
+from .objects import build, command_entities
+from .state import BotState, CallbackState, ChatMessage, ChatState, Person, World
+
+# The waits below take a `timeout` argument on purpose: `await alice.next_message(timeout=5)`
+# reads better in a test than an `asyncio.timeout` block around every step.
+
+
+class NoAnswer(AssertionError, TimeoutError):
+    """The bot did not do what a test waited for; the message says what it did instead."""
+
+
+class SimUser:
+    """One account talking to one bot in a private chat. `with_bot` gives the same account
+    talking to another bot."""
+
+    def __init__(self, world: World, person: Person, bot_id: int | None = None) -> None:
+        self.world = world
+        self.person = person
+        self._bot_id = bot_id
+        self._seen = 0  # id of the last bot message handed out by next_message
+
+    def __repr__(self) -> str:
+        return f"<SimUser {self.person.first_name} id={self.id}>"
+
+    @property
+    def id(self) -> int:
+        return self.person.id
+
+    @property
+    def first_name(self) -> str:
+        return self.person.first_name
+
+    @property
+    def phone_number(self) -> str | None:
+        return self.person.phone_number
+
+    @property
+    def bot(self) -> BotState:
+        return self.world.bots[self._bot_id] if self._bot_id else self.world.default_bot()
+
+    @property
+    def chat(self) -> ChatState:
+        """The private chat with the bot; the bot can write to it once the user has."""
+        return self.world.private_chat(self.bot, self.person)
+
+    @property
+    def keyboard(self) -> list[list[dict[str, Any]]] | None:
+        """The reply keyboard under the input field, or None when there is none."""
+        return self.chat.keyboard
+
+    @property
+    def history(self) -> list[ChatMessage]:
+        return list(self.chat.messages.values())
+
+    def with_bot(self, token: str) -> SimUser:
+        bot_id = int(token.split(":", 1)[0])
+        if bot_id not in self.world.bots:
+            raise LookupError(f"no bot with token {token!r}")
+        return SimUser(self.world, self.person, bot_id)
+
+    # --- sending ---------------------------------------------------------------------------
+
+    def _send(self, **fields: Any) -> ChatMessage:
+        bot, chat = self.bot, self.chat
+        chat.opened = True
+        message = self.world.post(bot, chat, self.person, **fields)
+        bot.enqueue("message", copy.deepcopy(message.payload), chat.id, self.id)
+        return message
+
+    async def send_text(self, text: str) -> ChatMessage:
+        return self._send(text=text, entities=command_entities(text))
+
+    async def start(self, payload: str | None = None) -> ChatMessage:
+        """What the Start button or a t.me/<bot>?start=<payload> link sends."""
+        return await self.send_text(f"/start {payload}" if payload else "/start")
+
+    async def send_contact(
+        self,
+        phone_number: str | None = None,
+        user_id: int | None = None,
+        first_name: str | None = None,
+        last_name: str | None = None,
+    ) -> ChatMessage:
+        """A shared contact; `phone_number` defaults to the user's own. Pass `user_id=self.id`
+        for one's own contact, another id or None for someone else's."""
+        phone = phone_number or self.person.phone_number
+        if phone is None:
+            raise ValueError(f"{self!r} has no phone_number; pass one")
+        contact = build(
+            "Contact",
+            phone_number=phone,
+            user_id=user_id,
+            first_name=first_name or self.person.first_name,
+            last_name=last_name or (None if first_name else self.person.last_name),
+        )
+        return self._send(contact=contact)
+
+    async def send_sticker(self, emoji: str = "👍") -> ChatMessage:
+        file_id = secrets.token_urlsafe(24)
+        sticker = build(
+            "Sticker",
+            file_id=file_id,
+            file_unique_id=file_id[:16],
+            type="regular",
+            width=512,
+            height=512,
+            is_animated=False,
+            is_video=False,
+            emoji=emoji,
+        )
+        return self._send(sticker=sticker)
+
+    async def send_photo(self, caption: str | None = None) -> ChatMessage:
+        file_id = secrets.token_urlsafe(24)
+        photo = [
+            build(
+                "PhotoSize",
+                file_id=f"{file_id}{size}",
+                file_unique_id=f"{file_id[:12]}{size}",
+                width=size,
+                height=size,
+            )
+            for size in (90, 320, 800)
+        ]
+        return self._send(photo=photo, caption=caption)
+
+    async def tap(self, text: str) -> ChatMessage:
+        """Press a reply-keyboard button: sends its text, or the user's contact for a
+        request_contact button."""
+        rows = self.keyboard or []
+        button = next((b for row in rows for b in row if b.get("text") == text), None)
+        if button is None:
+            shown = [b.get("text") for row in rows for b in row]
+            raise LookupError(f"{self!r}: no keyboard button {text!r}; keyboard shows {shown}")
+        if self.chat.keyboard_one_time:
+            self.world.set_keyboard(self.bot, self.chat, None)
+        if button.get("request_contact"):
+            return await self.send_contact(user_id=self.id)
+        return await self.send_text(text)
+
+    async def resend_last_update(self) -> None:
+        """Deliver this user's last update once more under the same update_id."""
+        bot = self.bot
+        update = bot.last_update_of.get(self.id)
+        if update is None:
+            raise LookupError(f"{self!r} has sent nothing to {bot.username}")
+        bot.requeue(update)
+
+    def block(self, blocked: bool = True) -> None:
+        """Block (or unblock) the bot: sending to this chat then fails with 403."""
+        self.chat.blocked = blocked
+
+    # --- buttons and answers ---------------------------------------------------------------
+
+    async def press(
+        self,
+        button: str,
+        timeout: float = 5.0,  # noqa: ASYNC109
+    ) -> str | None:
+        """Press the inline button with this text (or callback data) on the newest bot message
+        showing it; returns the bot's answerCallbackQuery text once it answers."""
+        bot, chat = self.bot, self.chat
+        found = next(
+            (
+                (message, b)
+                for message in reversed(self.history)
+                if message.from_bot and not message.deleted
+                for row in message.buttons
+                for b in row
+                if button in (b.get("text"), b.get("callback_data"))
+            ),
+            None,
+        )
+        if found is None:
+            shown = [
+                b.get("text") for m in self.history if not m.deleted for r in m.buttons for b in r
+            ]
+            raise LookupError(f"{self!r}: no inline button {button!r}; chat shows {shown}")
+        message, pressed = found
+        if "callback_data" not in pressed:
+            raise ValueError(f"{self!r}: button {button!r} opens something, it has no callback")
+        if not bot.receives("callback_query"):
+            raise NoAnswer(f"{bot.username} does not take callback_query updates (allowed_updates)")
+        query = CallbackState(str(secrets.randbits(63)), self.id, chat.id, self.world.clock())
+        bot.callbacks[query.id] = query
+        body = build(
+            "CallbackQuery",
+            id=query.id,
+            from_=self.person.as_user(),
+            message=copy.deepcopy(message.payload),
+            chat_instance=chat.instance,
+            data=pressed["callback_data"],
+        )
+        # The server queues callback queries per user, apart from the user's messages.
+        bot.enqueue("callback_query", body, self.id + (3 << 33), self.id)
+        try:
+            await asyncio.wait_for(query.answered.wait(), timeout)
+        except TimeoutError:
+            raise NoAnswer(
+                f"{self!r} pressed {button!r} but the bot did not answer the callback query "
+                f"within {timeout} s. {self._report()}"
+            ) from None
+        answer = query.answer or {}
+        return answer.get("text")
+
+    async def next_message(self, timeout: float = 5.0) -> ChatMessage:  # noqa: ASYNC109
+        """The next new message the bot sent to this chat (edits are not new messages)."""
+        message = await self.wait_for(
+            lambda m: m.from_bot and m.message_id > self._seen, timeout, "new bot message"
+        )
+        self._seen = message.message_id
+        return message
+
+    async def wait_for(
+        self,
+        match: Callable[[ChatMessage], bool],
+        timeout: float = 5.0,  # noqa: ASYNC109
+        what: str = "a message",
+    ) -> ChatMessage:
+        """The first message in the chat matching `match`, waiting for it if need be."""
+        chat = self.chat
+
+        def find() -> ChatMessage | None:
+            return next((m for m in chat.messages.values() if match(m)), None)
+
+        if not await chat.signal.wait_until(lambda: find() is not None, timeout):
+            raise NoAnswer(f"{self!r} got no {what} within {timeout} s. {self._report()}")
+        found = find()
+        assert found is not None
+        return found
+
+    def _report(self) -> str:
+        sent = [m for m in self.history if m.from_bot]
+        failed = [
+            f"{c.method} -> {c.error.description}"
+            for c in self.world.calls
+            if c.error is not None and c.bot_id == self.bot.id and c.method != "getUpdates"
+        ]
+        return (
+            f"Bot messages in this chat: {sent or 'none'}. "
+            f"Failed bot calls (last 10): {failed[-10:] or 'none'}."
+        )

@@ -1,0 +1,74 @@
+"""Between aiogram's objects and the conversation's plain events and replies."""
+
+from __future__ import annotations
+
+from aiogram.types import (
+    CallbackQuery,
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    KeyboardButton,
+    Message,
+    ReplyKeyboardMarkup,
+    ReplyKeyboardRemove,
+    User,
+)
+
+from bot.conversation.events import (
+    Command,
+    Event,
+    Other,
+    Person,
+    Press,
+    Reply,
+    SharedContact,
+    Text,
+)
+
+Markup = InlineKeyboardMarkup | ReplyKeyboardMarkup | ReplyKeyboardRemove | None
+MAX_TEXT = 4096  # Telegram's own limit; anything longer is not a message the bot could get
+
+
+def person(user: User) -> Person:
+    return Person(user.id, user.first_name, user.username, user.language_code)
+
+
+def message_event(message: Message) -> Event:
+    if message.contact is not None:
+        return SharedContact(message.contact.phone_number, message.contact.user_id)
+    text = message.text
+    if text is None:
+        return Other(message.content_type)
+    if text.startswith("/"):
+        head, _, args = text[:MAX_TEXT].partition(" ")
+        name = head[1:].split("@", 1)[0].lower()
+        if name:
+            return Command(name, args.strip())
+    return Text(text[:MAX_TEXT])
+
+
+def press_event(query: CallbackQuery) -> Event:
+    return Press(query.data or "")
+
+
+def markup(reply: Reply) -> Markup:
+    if reply.buttons:
+        return InlineKeyboardMarkup(
+            inline_keyboard=[
+                [
+                    InlineKeyboardButton(text=b.text, url=b.url)
+                    if b.url
+                    else InlineKeyboardButton(text=b.text, callback_data=b.data)
+                    for b in row
+                ]
+                for row in reply.buttons
+            ]
+        )
+    if reply.contact_button:
+        return ReplyKeyboardMarkup(
+            keyboard=[[KeyboardButton(text=reply.contact_button, request_contact=True)]],
+            resize_keyboard=True,
+            one_time_keyboard=True,
+        )
+    if reply.remove_keyboard:
+        return ReplyKeyboardRemove()
+    return None

@@ -1,0 +1,66 @@
+"""The private-chat router: every message and button press goes through the conversation."""
+
+from __future__ import annotations
+
+import logging
+
+from aiogram import Bot, F, Router
+from aiogram.exceptions import TelegramAPIError
+from aiogram.types import CallbackQuery, Message, Update
+
+from bot.conversation import texts
+from bot.conversation.events import Incoming, Outcome
+from bot.conversation.service import ConversationService
+from bot.telegram.convert import markup, message_event, person, press_event
+
+log = logging.getLogger(__name__)
+
+
+def private_router(service: ConversationService, app_name: str) -> Router:
+    router = Router(name="private")
+    router.message.filter(F.chat.type == "private")
+
+    @router.message(F.from_user)
+    async def on_message(message: Message, bot: Bot, event_update: Update) -> None:
+        assert message.from_user is not None
+        who = person(message.from_user)
+
+        async def notify_wait(seconds: float) -> None:
+            lang = texts.language_for(who.language_code)
+            wait = texts.duration(seconds)
+            await bot.send_message(message.chat.id, texts.t(lang, "pacing", wait=wait))
+
+        incoming = Incoming(who, message_event(message), event_update.update_id)
+        outcome = await service.handle(incoming, notify_wait)
+        if outcome.delete_incoming:
+            await _quietly(bot.delete_message(message.chat.id, message.message_id))
+        await _send(bot, message.chat.id, outcome)
+
+    @router.callback_query(F.message.chat.type == "private")
+    async def on_press(query: CallbackQuery, bot: Bot, event_update: Update) -> None:
+        incoming = Incoming(person(query.from_user), press_event(query), event_update.update_id)
+        outcome = await service.handle(incoming)
+        await _quietly(query.answer(outcome.toast))
+        msg = query.message
+        if msg is None:
+            return
+        if outcome.clear_pressed and isinstance(msg, Message) and msg.reply_markup:
+            await _quietly(
+                bot.edit_message_reply_markup(chat_id=msg.chat.id, message_id=msg.message_id)
+            )
+        await _send(bot, msg.chat.id, outcome)
+
+    return router
+
+
+async def _send(bot: Bot, chat_id: int, outcome: Outcome) -> None:
+    for reply in outcome.replies:
+        await bot.send_message(chat_id, reply.text, reply_markup=markup(reply))
+
+
+async def _quietly(call: object) -> None:
+    """Best-effort calls (delete a code message, answer a button): a failure changes nothing."""
+    try:
+        await call  # type: ignore[misc]
+    except TelegramAPIError as exc:
+        log.info("best-effort call failed: %s", type(exc).__name__)

@@ -1,0 +1,112 @@
+"""Builds the application from settings: database, vault, delivery, backend, conversation."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import httpx
+
+from bot.auth.base import AuthBackend
+from bot.auth.delivery import DeliveryChannel, LogChannel, SmtpChannel, TwilioChannel
+from bot.auth.local import LocalBackend
+from bot.config import ConfigError, Settings
+from bot.conversation.flow import Conversation
+from bot.conversation.service import ConversationService
+from bot.identifiers import Identifier
+from storage.engine import Database
+from storage.repos import Store
+from storage.vault import Vault
+
+log = logging.getLogger(__name__)
+
+OutboxSink = Callable[[Identifier, str, str], None]
+Clock = Callable[[], datetime]
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class App:
+    settings: Settings
+    db: Database
+    store: Store
+    backend: AuthBackend
+    service: ConversationService
+    http: httpx.AsyncClient
+
+    async def close(self) -> None:
+        await self.http.aclose()
+        await self.db.dispose()
+
+
+def delivery_channels(
+    settings: Settings, http: httpx.AsyncClient, dev_sink: OutboxSink | None = None
+) -> list[DeliveryChannel]:
+    channels: list[DeliveryChannel] = []
+    if settings.smtp_url and settings.email_from:
+        channels.append(SmtpChannel(settings.smtp_url.get_secret_value(), settings.email_from))
+    if settings.twilio_account_sid and settings.twilio_auth_token and settings.twilio_from:
+        channels.append(
+            TwilioChannel(
+                settings.twilio_account_sid,
+                settings.twilio_auth_token.get_secret_value(),
+                settings.twilio_from,
+                api_url=settings.twilio_api_url,
+                client=http,
+            )
+        )
+    if not channels or dev_sink is not None:
+        channels.append(LogChannel(dev_sink))
+    return channels
+
+
+def check_delivery(settings: Settings, *, sandbox: bool = False) -> None:
+    """Codes in the log are for development only: `run` needs a channel or DEV_DELIVERY=1."""
+    if settings.auth_backend != "local" or sandbox or settings.dev_delivery:
+        return
+    if not (settings.email_enabled or settings.sms_enabled):
+        raise ConfigError(
+            "SMTP_URL or TWILIO_ACCOUNT_SID: no way to deliver codes; configure one, "
+            "or set DEV_DELIVERY=1 to print codes to the log (development only)"
+        )
+
+
+def build_backend(
+    settings: Settings,
+    store_sessions: object,
+    vault: Vault,
+    http: httpx.AsyncClient,
+    dev_sink: OutboxSink | None = None,
+    clock: Clock = utcnow,
+) -> AuthBackend:
+    if settings.auth_backend == "clerk":
+        raise ConfigError("AUTH_BACKEND: clerk is not available in this build")
+    channels = delivery_channels(settings, http, dev_sink)
+    if any(isinstance(c, LogChannel) for c in channels):
+        log.warning("DEVELOPMENT DELIVERY: one-time codes are written to this log")
+    return LocalBackend(
+        store_sessions,  # type: ignore[arg-type]
+        vault,
+        channels,
+        app_name=settings.app_name,
+        clock=clock,
+    )
+
+
+async def build_app(
+    settings: Settings, *, dev_sink: OutboxSink | None = None, clock: Clock = utcnow
+) -> App:
+    db = Database(settings.database_url)
+    vault = Vault(settings.secret())
+    http = httpx.AsyncClient(timeout=httpx.Timeout(15.0))
+    backend = build_backend(settings, db.sessions, vault, http, dev_sink, clock)
+    store = Store(db.sessions, vault)
+    conversation = Conversation(
+        backend, app_name=settings.app_name, default_region=settings.default_region, clock=clock
+    )
+    return App(settings, db, store, backend, ConversationService(conversation, store), http)

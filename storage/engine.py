@@ -1,0 +1,73 @@
+"""Engine and session factory for any SQLAlchemy async URL."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+
+DRIVERS = ("sqlite+aiosqlite", "postgresql+asyncpg")
+
+
+def validate_url(url: str) -> None:
+    """Raise ValueError unless `url` is a database URL Passgram can use."""
+    try:
+        parsed = make_url(url)
+    except Exception as exc:
+        raise ValueError("not a database URL") from exc
+    if parsed.drivername not in DRIVERS:
+        raise ValueError("use sqlite+aiosqlite:///file.db or postgresql+asyncpg://…")
+
+
+def redact_url(url: str) -> str:
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def create_engine(url: str) -> AsyncEngine:
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite":
+        return create_async_engine(url, pool_pre_ping=True)
+    # A busy timeout instead of instant "database is locked" when two updates write at once.
+    engine = create_async_engine(url, connect_args={"timeout": 15})
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+        cur = dbapi_conn.cursor()
+        # WAL lets readers run beside the writer; foreign keys make erasure cascade.
+        if parsed.database not in (None, "", ":memory:"):
+            cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA synchronous=NORMAL")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.close()
+
+    return engine
+
+
+def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    return async_sessionmaker(engine, expire_on_commit=False)
+
+
+class Database:
+    """The engine and its session factory, so callers outside `storage` need no SQLAlchemy."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.engine = create_engine(url)
+        self.sessions = session_factory(self.engine)
+
+    async def create_all(self) -> None:
+        """Create tables straight from the models (tests; deployments use migrations)."""
+        from storage.models import Base
+
+        async with self.engine.begin() as conn:
+            await conn.run_sync(Base.metadata.create_all)
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()

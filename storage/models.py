@@ -1,0 +1,145 @@
+"""The database schema: SQLAlchemy 2 typed models.
+
+Personal data (emails, phone numbers, backend client tokens, conversation state) is stored only
+encrypted (`*_enc` columns, see `storage.vault`); lookups go through keyed blind indexes.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, ClassVar
+
+from sqlalchemy import JSON, BigInteger, DateTime, ForeignKey, Index, LargeBinary, String
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC datetimes on every database (SQLite forgets the zone)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            raise ValueError("naive datetime")
+        return value.astimezone(UTC) if value is not None else None
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value
+
+
+class Base(DeclarativeBase):
+    type_annotation_map: ClassVar[dict[Any, Any]] = {
+        datetime: UTCDateTime(),
+        dict[str, Any]: JSON(),
+    }
+
+
+class TelegramUser(Base):
+    __tablename__ = "telegram_users"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    username: Mapped[str | None] = mapped_column(String(64))
+    first_name: Mapped[str | None] = mapped_column(String(128))
+    language_code: Mapped[str | None] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class Link(Base):
+    """A Telegram user linked to an auth user: the product's main output."""
+
+    __tablename__ = "links"
+
+    telegram_user_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("telegram_users.id", ondelete="CASCADE"), primary_key=True
+    )
+    backend: Mapped[str] = mapped_column(String(16))
+    auth_user_id: Mapped[str] = mapped_column(String(128), index=True)
+    session_id: Mapped[str | None] = mapped_column(String(128))
+    identifier_kind: Mapped[str] = mapped_column(String(8))
+    identifier_index: Mapped[str] = mapped_column(String(64), index=True)
+    identifier_enc: Mapped[bytes] = mapped_column(LargeBinary)
+    state_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
+    signed_up: Mapped[bool] = mapped_column(default=False)
+    linked_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Conversation(Base):
+    """Where a private chat stands, so a restart in the middle of any step loses nothing."""
+
+    __tablename__ = "conversations"
+
+    telegram_user_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("telegram_users.id", ondelete="CASCADE"), primary_key=True
+    )
+    step: Mapped[str] = mapped_column(String(32))
+    data_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
+    last_update_id: Mapped[int | None] = mapped_column(BigInteger)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class LocalAccount(Base):
+    """An account of the embedded backend: the auth user when AUTH_BACKEND=local."""
+
+    __tablename__ = "local_accounts"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    identifier_kind: Mapped[str] = mapped_column(String(8))
+    identifier_index: Mapped[str] = mapped_column(String(64), unique=True)
+    identifier_enc: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class LocalChallenge(Base):
+    """A one-time code of the embedded backend, kept only as an HMAC."""
+
+    __tablename__ = "local_challenges"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    identifier_index: Mapped[str] = mapped_column(String(64), index=True)
+    requester_index: Mapped[str] = mapped_column(String(64), index=True)
+    code_mac: Mapped[str] = mapped_column(String(64))
+    attempts: Mapped[int] = mapped_column(default=0)
+    sends: Mapped[int] = mapped_column(default=1)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    sent_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime]
+    consumed_at: Mapped[datetime | None]
+
+
+class LocalEvent(Base):
+    """Sends and failures, counted over sliding windows for the embedded backend's limits.
+
+    `key` is a blind index (of an identifier or a Telegram user) or "*" for global caps, so the
+    counts survive an erasure without keeping anything that names the person.
+    """
+
+    __tablename__ = "local_events"
+    __table_args__ = (Index("ix_local_events_kind_key_at", "kind", "key", "at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    key: Mapped[str] = mapped_column(String(64))
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class AuditEvent(Base):
+    """Sign-ins, sign-ups, failures, sign-outs and erasures. Never holds a code or an identifier."""
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    event: Mapped[str] = mapped_column(String(32))
+    telegram_user_id: Mapped[int | None] = mapped_column(BigInteger, index=True)
+    backend: Mapped[str | None] = mapped_column(String(16))
+    auth_user_id: Mapped[str | None] = mapped_column(String(128))
+    detail: Mapped[dict[str, Any]] = mapped_column(default=dict)

@@ -1,0 +1,221 @@
+"""Reading and writing what the conversation keeps: one short transaction per call.
+
+Callers get plain records; encryption and blind indexes stay inside this module and the vault.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Final
+
+from sqlalchemy import delete, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from storage.models import AuditEvent, Conversation, Link, TelegramUser
+from storage.vault import Vault
+
+
+@dataclass(frozen=True, slots=True)
+class UserInfo:
+    id: int
+    username: str | None = None
+    first_name: str | None = None
+    language_code: str | None = None
+
+
+@dataclass(slots=True)
+class ConversationRecord:
+    step: str
+    data: dict[str, Any] = field(default_factory=dict)
+    last_update_id: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class LinkRecord:
+    telegram_user_id: int
+    backend: str
+    auth_user_id: str
+    identifier_kind: str
+    identifier_value: str
+    session_id: str | None = None
+    state: dict[str, Any] = field(default_factory=dict)
+    signed_up: bool = False
+    linked_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AuditRecord:
+    event: str
+    backend: str | None = None
+    auth_user_id: str | None = None
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+class _Keep:
+    def __repr__(self) -> str:
+        return "KEEP"
+
+
+KEEP: Final = _Keep()
+
+
+@dataclass(slots=True)
+class Changes:
+    """Everything one update changes, written in one transaction."""
+
+    user: UserInfo
+    conversation: ConversationRecord | None
+    link: LinkRecord | _Keep | None = KEEP  # None removes the link
+    audit: list[AuditRecord] = field(default_factory=list)
+    erase: bool = False  # remove every row about the user first
+
+
+class Store:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], vault: Vault) -> None:
+        self._sessions = sessions
+        self._vault = vault
+
+    async def load(self, user_id: int) -> tuple[ConversationRecord | None, LinkRecord | None]:
+        async with self._sessions() as session:
+            conv = await session.get(Conversation, user_id)
+            link = await session.get(Link, user_id)
+            return (
+                self._conversation_record(conv) if conv else None,
+                self._link_record(link) if link else None,
+            )
+
+    async def apply(self, changes: Changes) -> None:
+        user_id = changes.user.id
+        async with self._sessions.begin() as session:
+            if changes.erase:
+                await self._erase(session, user_id)
+            await self._upsert_user(session, changes.user)
+            if changes.conversation is None:
+                await session.execute(
+                    delete(Conversation).where(Conversation.telegram_user_id == user_id)
+                )
+            else:
+                await self._save_conversation(session, user_id, changes.conversation)
+            if changes.link is None:
+                await session.execute(delete(Link).where(Link.telegram_user_id == user_id))
+            elif isinstance(changes.link, LinkRecord):
+                await self._save_link(session, changes.link)
+            for record in changes.audit:
+                session.add(
+                    AuditEvent(
+                        event=record.event,
+                        telegram_user_id=user_id,
+                        backend=record.backend,
+                        auth_user_id=record.auth_user_id,
+                        detail=record.detail,
+                    )
+                )
+            if changes.erase:
+                # What remains is only that an erasure happened, under a keyed pseudonym.
+                await session.execute(delete(TelegramUser).where(TelegramUser.id == user_id))
+                await session.execute(
+                    delete(AuditEvent).where(AuditEvent.telegram_user_id == user_id)
+                )
+                session.add(
+                    AuditEvent(
+                        event="erased",
+                        detail={"subject": self._vault.index("telegram", str(user_id))},
+                    )
+                )
+
+    async def get_link(self, user_id: int) -> LinkRecord | None:
+        async with self._sessions() as session:
+            link = await session.get(Link, user_id)
+            return self._link_record(link) if link else None
+
+    async def list_links(self) -> list[LinkRecord]:
+        async with self._sessions() as session:
+            rows = await session.scalars(select(Link).order_by(Link.linked_at))
+            return [self._link_record(row) for row in rows]
+
+    async def audit_for(self, user_id: int) -> list[AuditRecord]:
+        async with self._sessions() as session:
+            rows = await session.scalars(
+                select(AuditEvent)
+                .where(AuditEvent.telegram_user_id == user_id)
+                .order_by(AuditEvent.id)
+            )
+            return [AuditRecord(r.event, r.backend, r.auth_user_id, dict(r.detail)) for r in rows]
+
+    async def _erase(self, session: AsyncSession, user_id: int) -> None:
+        await session.execute(delete(Link).where(Link.telegram_user_id == user_id))
+        await session.execute(delete(Conversation).where(Conversation.telegram_user_id == user_id))
+
+    async def _upsert_user(self, session: AsyncSession, info: UserInfo) -> None:
+        row = await session.get(TelegramUser, info.id)
+        if row is None:
+            session.add(
+                TelegramUser(
+                    id=info.id,
+                    username=info.username,
+                    first_name=info.first_name,
+                    language_code=info.language_code,
+                )
+            )
+            await session.flush()
+        elif (row.username, row.first_name, row.language_code) != (
+            info.username,
+            info.first_name,
+            info.language_code,
+        ):
+            row.username, row.first_name = info.username, info.first_name
+            row.language_code = info.language_code
+
+    async def _save_conversation(
+        self, session: AsyncSession, user_id: int, record: ConversationRecord
+    ) -> None:
+        data_enc = self._vault.encrypt(record.data) if record.data else None
+        row = await session.get(Conversation, user_id)
+        if row is None:
+            session.add(
+                Conversation(
+                    telegram_user_id=user_id,
+                    step=record.step,
+                    data_enc=data_enc,
+                    last_update_id=record.last_update_id,
+                )
+            )
+        else:
+            row.step, row.data_enc = record.step, data_enc
+            row.last_update_id = record.last_update_id
+
+    async def _save_link(self, session: AsyncSession, record: LinkRecord) -> None:
+        await session.execute(delete(Link).where(Link.telegram_user_id == record.telegram_user_id))
+        await session.flush()
+        session.add(
+            Link(
+                telegram_user_id=record.telegram_user_id,
+                backend=record.backend,
+                auth_user_id=record.auth_user_id,
+                session_id=record.session_id,
+                identifier_kind=record.identifier_kind,
+                identifier_index=self._vault.index(record.identifier_kind, record.identifier_value),
+                identifier_enc=self._vault.encrypt(record.identifier_value),
+                state_enc=self._vault.encrypt(record.state) if record.state else None,
+                signed_up=record.signed_up,
+                **({"linked_at": record.linked_at} if record.linked_at else {}),
+            )
+        )
+
+    def _conversation_record(self, row: Conversation) -> ConversationRecord:
+        data = self._vault.decrypt(row.data_enc) if row.data_enc else {}
+        return ConversationRecord(row.step, data, row.last_update_id)
+
+    def _link_record(self, row: Link) -> LinkRecord:
+        return LinkRecord(
+            telegram_user_id=row.telegram_user_id,
+            backend=row.backend,
+            auth_user_id=row.auth_user_id,
+            identifier_kind=row.identifier_kind,
+            identifier_value=self._vault.decrypt(row.identifier_enc),
+            session_id=row.session_id,
+            state=self._vault.decrypt(row.state_enc) if row.state_enc else {},
+            signed_up=row.signed_up,
+            linked_at=row.linked_at,
+        )

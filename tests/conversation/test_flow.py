@@ -1,0 +1,200 @@
+"""The conversation core without Telegram: plain events in, plain replies and records out."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from bot.auth.base import (
+    BackendUnavailable,
+    Challenge,
+    LinkRef,
+    NeedsMoreFields,
+    Requester,
+    VerifiedIdentity,
+    WrongCode,
+)
+from bot.conversation.events import Command, Incoming, Other, Person, Press, SharedContact, Text
+from bot.conversation.flow import Conversation, code_digits
+from bot.identifiers import Identifier, IdentifierKind
+from storage.repos import ConversationRecord, LinkRecord
+
+NOW = datetime(2026, 3, 3, 14, 2, tzinfo=UTC)
+ANN = Person(7, "Ann", "ann", "en")
+
+
+class ScriptedBackend:
+    """A backend double for one conversation: records calls, answers as scripted."""
+
+    name = "scripted"
+
+    def __init__(self, kinds: tuple[IdentifierKind, ...] = ("email", "phone")) -> None:
+        self.kinds = kinds
+        self.calls: list[str] = []
+        self.verify_error: Exception | None = None
+        self.needs: tuple[str, ...] = ()
+
+    def supports(self, kind: IdentifierKind) -> bool:
+        return kind in self.kinds
+
+    def _challenge(self, identifier: Identifier) -> Challenge:
+        return Challenge(
+            "scripted",
+            identifier,
+            "email" if identifier.kind == "email" else "sms",
+            NOW + timedelta(minutes=10),
+            NOW + timedelta(seconds=30),
+        )
+
+    async def start(self, identifier: Identifier, who: Requester) -> Challenge:
+        self.calls.append(f"start {identifier.value}")
+        return self._challenge(identifier)
+
+    async def resend(self, challenge: Challenge, who: Requester) -> Challenge:
+        self.calls.append("resend")
+        return challenge
+
+    async def verify(self, challenge: Challenge, code: str, who: Requester) -> VerifiedIdentity:
+        self.calls.append(f"verify {code}")
+        if self.verify_error:
+            raise self.verify_error
+        if self.needs:
+            raise NeedsMoreFields(self.needs, challenge)
+        return VerifiedIdentity("user_1", challenge.identifier, created=True)
+
+    async def complete(
+        self, challenge: Challenge, fields: Mapping[str, str], who: Requester
+    ) -> VerifiedIdentity:
+        self.calls.append(f"complete {sorted(fields.items())}")
+        return VerifiedIdentity("user_1", challenge.identifier, created=True)
+
+    async def revoke(self, link: LinkRef) -> None:
+        self.calls.append("revoke")
+
+    async def erase(self, link: LinkRef) -> None:
+        self.calls.append("erase")
+
+
+class Chat:
+    """Feeds events through the conversation, keeping the stored record as the store would."""
+
+    def __init__(self, backend: ScriptedBackend, region: str | None = None) -> None:
+        self.conversation = Conversation(
+            backend, app_name="Acme", default_region=region, clock=lambda: NOW
+        )
+        self.record: ConversationRecord | None = None
+        self.link: LinkRecord | None = None
+        self.update_id = 0
+
+    async def send(self, event: Text | Command | SharedContact | Press | Other) -> list[str]:
+        self.update_id += 1
+        outcome, changes = await self.conversation.handle(
+            Incoming(ANN, event, self.update_id), self.record, self.link
+        )
+        if changes is not None:
+            self.record = changes.conversation
+            if changes.link is None or isinstance(changes.link, LinkRecord):
+                self.link = changes.link
+        return [r.text for r in outcome.replies]
+
+
+@pytest.mark.parametrize(
+    ("typed", "digits"),
+    [("482913", "482913"), ("482 913", "482913"), ("482-913", "482913"), ("٤٨٢٩١٣", "482913")],
+)
+def test_code_digits_tolerates_spaces_dashes_and_other_scripts(typed: str, digits: str) -> None:
+    assert code_digits(typed) == digits
+
+
+@pytest.mark.parametrize("typed", ["abc123", "", "12 34 ab", "1" * 40])
+def test_code_digits_refuses_what_is_not_a_code(typed: str) -> None:
+    assert code_digits(typed) is None
+
+
+async def test_greeting_from_a_stranger_gets_the_welcome() -> None:
+    chat = Chat(ScriptedBackend())
+    replies = await chat.send(Text("hello there"))
+    assert replies[0].startswith("Hi! I'm the sign-in bot for Acme.")
+
+
+async def test_phone_number_when_only_email_is_configured() -> None:
+    backend = ScriptedBackend(kinds=("email",))
+    chat = Chat(backend)
+    await chat.send(Command("start"))
+    replies = await chat.send(Text("+1 201 555 0123"))
+    assert replies == ["I can only send codes by email here. Please send your email address."]
+    assert backend.calls == []
+
+
+async def test_national_number_without_region_gets_the_plus_hint() -> None:
+    chat = Chat(ScriptedBackend())
+    await chat.send(Command("start"))
+    (reply,) = await chat.send(Text("0770 090 014"))
+    assert "with the country code" in reply
+
+
+async def test_sticker_while_waiting_for_the_code_repeats_where_it_went() -> None:
+    chat = Chat(ScriptedBackend())
+    await chat.send(Text("jane@example.com"))
+    (reply,) = await chat.send(Other("sticker"))
+    assert reply == "I'm waiting for the 6-digit code I sent to j•••@example.com."
+
+
+async def test_missing_fields_are_asked_one_by_one() -> None:
+    backend = ScriptedBackend()
+    backend.needs = ("first_name", "username")
+    chat = Chat(backend)
+    await chat.send(Text("jane@example.com"))
+    assert await chat.send(Text("123456")) == [
+        "One more thing for your new account: what's your first name?"
+    ]
+    assert (await chat.send(Text("   ")))[0].startswith("That doesn't look right: it's empty.")
+    assert await chat.send(Text("Jane")) == [
+        "Pick a username for Acme (letters, digits and _ only)."
+    ]
+    assert "use 3-64 letters" in (await chat.send(Text("no spaces please")))[0]
+    replies = await chat.send(Text("jane_d"))
+    assert replies[0].startswith("✅ You're signed in to Acme as jane@example.com")
+    assert backend.calls[-1] == "complete [('first_name', 'Jane'), ('username', 'jane_d')]"
+    assert chat.link is not None and chat.link.auth_user_id == "user_1"
+
+
+async def test_backend_down_keeps_the_step() -> None:
+    backend = ScriptedBackend()
+    chat = Chat(backend)
+    await chat.send(Text("jane@example.com"))
+    backend.verify_error = BackendUnavailable("connection refused")
+    (reply,) = await chat.send(Text("123456"))
+    assert reply.startswith("I can't reach the sign-in service right now")
+    assert chat.record is not None and chat.record.step == "code"
+    backend.verify_error = WrongCode(2)
+    assert await chat.send(Text("123456")) == ["That code isn't right. 2 tries left."]
+
+
+async def test_stale_button_is_answered_with_a_toast() -> None:
+    chat = Chat(ScriptedBackend())
+    outcome, _ = await chat.conversation.handle(Incoming(ANN, Press("resend"), 1), None, None)
+    assert outcome.toast == "That button no longer does anything."
+    assert outcome.replies == []
+
+
+async def test_linked_user_typing_an_address_is_told_to_log_out_first() -> None:
+    chat = Chat(ScriptedBackend())
+    await chat.send(Text("jane@example.com"))
+    await chat.send(Text("123456"))
+    (reply,) = await chat.send(Text("other@example.com"))
+    assert reply.startswith("You're signed in to Acme as jane@example.com.")
+    assert "/logout" in reply
+
+
+async def test_a_redelivered_update_does_nothing() -> None:
+    backend = ScriptedBackend()
+    chat = Chat(backend)
+    await chat.send(Text("jane@example.com"))
+    outcome, changes = await chat.conversation.handle(
+        Incoming(ANN, Text("jane@example.com"), chat.update_id), chat.record, chat.link
+    )
+    assert outcome.duplicate and changes is None
+    assert backend.calls == ["start jane@example.com"]
