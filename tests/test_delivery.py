@@ -81,7 +81,8 @@ async def test_email_carries_the_code_the_expiry_and_the_warning(sink: SmtpSink)
     body = message.get_content()
     assert body.startswith(
         "Your Acme code is 482913. It expires in 10 minutes. "
-        "Don't share it with anyone. Acme and Telegram will never ask you for it."
+        "Type it only in the Acme sign-in chat, and never share it: nobody from "
+        "Acme or Telegram will ever ask you for it."
     )
     assert "If you didn't ask for this code, you can ignore this email." in body
     assert message["Auto-Submitted"] == "auto-generated"
@@ -99,7 +100,7 @@ async def test_email_never_reads_like_a_telegram_login_code(sink: SmtpSink) -> N
     assert "login code" not in body.lower()
     # Telegram is named once: as someone who will never ask for the code.
     assert body.count("Telegram") == 1
-    assert "Telegram will never ask you for it" in body
+    assert "nobody from Acme or Telegram will ever ask you for it" in body
 
 
 async def test_each_resend_is_a_new_email_waited_for_in_turn(sink: SmtpSink) -> None:
@@ -247,7 +248,7 @@ async def test_sms_arrives_code_first(twilio: TwilioStandIn, sms: TwilioChannel)
     assert message.from_ == FROM
     assert message.body.startswith("482913 is your Acme code.")
     assert "It expires in 10 minutes." in message.body
-    assert "Acme and Telegram will never ask you for it." in message.body
+    assert "nobody from Acme or Telegram will ever ask for it." in message.body
     assert message.num_segments == 1
 
 

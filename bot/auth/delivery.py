@@ -68,7 +68,8 @@ def code_message(code: str, *, app_name: str, ttl_minutes: int) -> str:
     """The full message, for email and the development outbox."""
     return (
         f"Your {app_name} code is {code}. It expires in {_minutes(ttl_minutes)}. "
-        f"Don't share it with anyone. {app_name} and Telegram will never ask you for it."
+        f"Type it only in the {app_name} sign-in chat, and never share it: nobody from "
+        f"{app_name} or Telegram will ever ask you for it."
     )
 
 
@@ -80,7 +81,7 @@ def sms_message(code: str, *, app_name: str, ttl_minutes: int) -> str:
     """
     return (
         f"{code} is your {app_name} code. It expires in {_minutes(ttl_minutes)}. "
-        f"Don't share it: {app_name} and Telegram will never ask you for it."
+        f"Don't share it: nobody from {app_name} or Telegram will ever ask for it."
     )
 
 
