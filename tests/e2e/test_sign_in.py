@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import json
+
+import httpx
 import phonenumbers
+import pytest
 from sqlalchemy import func, select
 
 from storage.models import AuditEvent, Conversation, Link, LocalAccount, TelegramUser
@@ -262,3 +266,70 @@ async def test_duplicate_update_is_answered_once(running: World) -> None:
     await ivy.send_text("/me")
     assert "not signed in" in ((await ivy.next_message()).text or "")
     assert len([m for m in ivy.history if m.from_bot]) == 2
+
+
+async def test_commands_are_registered(running: World) -> None:
+    await running.botapi.wait_for_call("setMyCommands")
+    (call,) = running.botapi.calls_to("setMyCommands")
+    assert call.ok
+    commands = call.params["commands"]
+    names = [
+        c["command"] for c in (json.loads(commands) if isinstance(commands, str) else commands)
+    ]
+    assert names == ["start", "me", "logout", "forget", "help", "cancel"]
+
+
+@pytest.mark.parametrize("bot_mode", ["webhook"])
+async def test_webhook_checks_the_secret_header_and_answers_healthz(running: World) -> None:
+    assert running.app is not None
+    live = running.app.settings
+    assert live.webhook_url and live.webhook_listen
+    base = f"http://{live.webhook_listen}"
+    update = {
+        "update_id": 999,
+        "message": {
+            "message_id": 1,
+            "date": 0,
+            "chat": {"id": 1, "type": "private"},
+            "text": "/start",
+        },
+    }
+    async with httpx.AsyncClient() as client:
+        health = await client.get(f"{base}/healthz")
+        assert health.status_code == 200 and health.json() == {"ok": True}
+        forged = await client.post(
+            live.webhook_url,
+            json=update,
+            headers={"X-Telegram-Bot-Api-Secret-Token": "not-the-secret"},
+        )
+        assert forged.status_code in (401, 403)
+        missing = await client.post(live.webhook_url, json=update)
+        assert missing.status_code in (401, 403)
+    assert not running.botapi.calls_to("sendMessage")
+
+
+async def test_telegram_429_is_obeyed_and_the_reply_still_arrives(running: World) -> None:
+    w = running
+    kim = w.botapi.user(first_name="Kim")
+    w.botapi.fail_next("sendMessage", 429, retry_after=1)
+    await kim.start()
+    welcome = await kim.next_message(timeout=10)
+    assert "sign-in bot for Acme" in (welcome.text or "")
+    attempts = w.botapi.calls_to("sendMessage")
+    assert [c.ok for c in attempts] == [False, True]
+
+
+async def test_mail_server_down_gets_a_clear_answer_and_loses_nothing(running: World) -> None:
+    w = running
+    email = "down@example.com"
+    remember(w, email)
+    lee = w.botapi.user(first_name="Lee")
+    await w.smtp.stop()
+    await lee.send_text(email)
+    down = await lee.next_message()
+    assert (down.text or "").startswith("I can't reach the sign-in service right now")
+    await w.smtp.start()
+    await lee.send_text(email)
+    assert "d•••@example.com" in ((await lee.next_message()).text or "")
+    await lee.send_text(await w.email_code(email))
+    assert "New account created" in ((await lee.next_message()).text or "")

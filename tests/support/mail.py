@@ -49,6 +49,7 @@ class SmtpSink:
         password: str | None = None,
         tls: TlsMode | None = None,
         tls_context: ssl.SSLContext | None = None,
+        port: int = 0,
     ) -> None:
         if (tls is None) != (tls_context is None):
             raise ValueError("tls and tls_context go together")
@@ -56,6 +57,7 @@ class SmtpSink:
         self.password = password
         self.tls = tls
         self.tls_context = tls_context
+        self._port = port  # 0: any free port; a restart after stop() keeps the one it got
         self.logins: list[tuple[str, str]] = []  # every AUTH attempt, decoded
         self._inbox: Inbox[EmailMessage] = Inbox()
         self._refusals: dict[str, str] = {}
@@ -92,7 +94,9 @@ class SmtpSink:
         self._server_log_level = _SERVER_LOG.level
         _SERVER_LOG.setLevel(logging.WARNING)
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.bind(("127.0.0.1", 0))
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(("127.0.0.1", self._port))
+        self._port = sock.getsockname()[1]
         options: dict[str, Any] = {}
         if self.username is not None:
             options.update(
