@@ -165,5 +165,5 @@ class AuthBackend(Protocol):
         ...
 
     async def erase(self, link: LinkRef) -> None:
-        """Revoke, and forget what the backend keeps about this person where it is ours to forget."""
+        """Revoke, and forget what the backend keeps about this person, where that is ours."""
         ...
