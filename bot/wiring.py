@@ -16,7 +16,7 @@ from bot.config import ConfigError, Settings
 from bot.conversation.flow import Conversation
 from bot.conversation.service import ConversationService
 from bot.identifiers import Identifier
-from storage.engine import Database
+from storage.engine import Database, SessionFactory
 from storage.repos import Store
 from storage.vault import Vault
 
@@ -78,7 +78,7 @@ def check_delivery(settings: Settings, *, sandbox: bool = False) -> None:
 
 def build_backend(
     settings: Settings,
-    store_sessions: object,
+    sessions: SessionFactory,
     vault: Vault,
     http: httpx.AsyncClient,
     dev_sink: OutboxSink | None = None,
@@ -90,7 +90,7 @@ def build_backend(
     if any(isinstance(c, LogChannel) for c in channels):
         log.warning("DEVELOPMENT DELIVERY: one-time codes are written to this log")
     return LocalBackend(
-        store_sessions,  # type: ignore[arg-type]
+        sessions,
         vault,
         channels,
         app_name=settings.app_name,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeAlias
 
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
@@ -14,6 +14,9 @@ from sqlalchemy.ext.asyncio import (
 )
 
 DRIVERS = ("sqlite+aiosqlite", "postgresql+asyncpg")
+
+# What callers outside `storage` hold and hand to repositories, so they need no SQLAlchemy import.
+SessionFactory: TypeAlias = async_sessionmaker[AsyncSession]
 
 
 def validate_url(url: str) -> None:

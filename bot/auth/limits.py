@@ -1,26 +1,9 @@
-"""Limits of the embedded backend, and the sliding windows that count sends and failures.
-
-Counts live in `local_events` rows keyed by blind indexes, so every replica sharing the
-database sees the same numbers and a restart forgets nothing.
-"""
+"""Limits of the embedded backend, as plain values; `storage.local_auth` counts against them."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass, fields
-from datetime import datetime, timedelta
-
-from sqlalchemy import Select, delete, func, select
-from sqlalchemy.ext.asyncio import AsyncSession
-
-from storage.models import LocalEvent
-
-# Event kinds. A send writes one row per cap it counts against.
-SEND_TO_IDENTIFIER = "send_id"
-SEND_BY_USER = "send_user"
-SEND_TOTAL = "send_all"
-FAILURE = "failure"  # a wrong code, keyed by the identifier it was sent to
-TOTAL_KEY = "*"
+from datetime import timedelta
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,83 +50,3 @@ class LocalLimits:
 
 
 _MAY_BE_ZERO = frozenset({"resend_cooldown", "resend_cooldown_max", "prune_every"})
-
-
-class Windows:
-    """Sliding-window counts, read and written inside the caller's transaction at `now`."""
-
-    def __init__(self, session: AsyncSession, now: datetime) -> None:
-        self._session = session
-        self.now = now
-
-    async def record(self, entries: Sequence[tuple[str, str]]) -> list[int]:
-        """Write one event per (kind, key) at `now`; returns their ids so they can be undone."""
-        rows = [LocalEvent(kind=kind, key=key, at=self.now) for kind, key in entries]
-        self._session.add_all(rows)
-        await self._session.flush()
-        return [row.id for row in rows]
-
-    async def room_at(
-        self, kind: str, key: str, *, window: timedelta, cap: int, pending: int = 0
-    ) -> datetime | None:
-        """When one more event fits under `cap` in the window; None when it fits now.
-
-        `pending` events were recorded at `now` by this transaction for the very thing being
-        checked, so they are not counted against it.
-        """
-        count = await self._count(kind, key, window) - pending
-        if count < cap:
-            return None
-        # The window has room once count - cap + 1 of its oldest events have left it.
-        leaves = await self._session.scalar(
-            self._in_window(kind, key, window).order_by(LocalEvent.at).offset(count - cap).limit(1)
-        )
-        return (leaves or self.now) + window
-
-    async def last(
-        self, kind: str, key: str, *, window: timedelta, pending: int = 0
-    ) -> tuple[int, datetime | None]:
-        """How many events the window holds and when the newest was, leaving out `pending`."""
-        count = await self._count(kind, key, window) - pending
-        if count <= 0:
-            return 0, None
-        newest = await self._session.scalar(
-            self._in_window(kind, key, window)
-            .order_by(LocalEvent.at.desc())
-            .offset(pending)
-            .limit(1)
-        )
-        return count, newest
-
-    async def forget(self, ids: Sequence[int]) -> None:
-        if ids:
-            await self._session.execute(delete(LocalEvent).where(LocalEvent.id.in_(ids)))
-
-    async def clear(self, kind: str, key: str) -> None:
-        await self._session.execute(
-            delete(LocalEvent).where(LocalEvent.kind == kind, LocalEvent.key == key)
-        )
-
-    async def prune(self, older_than: timedelta) -> None:
-        await self._session.execute(
-            delete(LocalEvent).where(LocalEvent.at <= self.now - older_than)
-        )
-
-    async def _count(self, kind: str, key: str, window: timedelta) -> int:
-        count = await self._session.scalar(
-            select(func.count())
-            .select_from(LocalEvent)
-            .where(
-                LocalEvent.kind == kind,
-                LocalEvent.key == key,
-                LocalEvent.at > self.now - window,
-            )
-        )
-        return count or 0
-
-    def _in_window(self, kind: str, key: str, window: timedelta) -> Select[datetime]:
-        return select(LocalEvent.at).where(
-            LocalEvent.kind == kind,
-            LocalEvent.key == key,
-            LocalEvent.at > self.now - window,
-        )

@@ -33,10 +33,11 @@ from bot.auth.base import (
     WrongCode,
 )
 from bot.auth.delivery import DeliveryError
-from bot.auth.limits import FAILURE, SEND_BY_USER, SEND_TO_IDENTIFIER, SEND_TOTAL, LocalLimits
+from bot.auth.limits import LocalLimits
 from bot.auth.local import LocalBackend
 from bot.identifiers import Identifier, IdentifierKind
 from storage.engine import create_engine, session_factory
+from storage.local_auth import FAILURE, SEND_BY_USER, SEND_TO_IDENTIFIER, SEND_TOTAL
 from storage.models import Base, LocalAccount, LocalChallenge, LocalEvent
 from storage.vault import Vault
 

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-25 19:56:21.314272
+Create Date: 2026-11-25
 """
 
 from __future__ import annotations
@@ -63,6 +63,9 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("local_challenges", schema=None) as batch_op:
         batch_op.create_index(
+            batch_op.f("ix_local_challenges_expires_at"), ["expires_at"], unique=False
+        )
+        batch_op.create_index(
             batch_op.f("ix_local_challenges_identifier_index"), ["identifier_index"], unique=False
         )
         batch_op.create_index(
@@ -78,6 +81,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id"),
     )
     with op.batch_alter_table("local_events", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_local_events_at"), ["at"], unique=False)
         batch_op.create_index("ix_local_events_kind_key_at", ["kind", "key", "at"], unique=False)
 
     op.create_table(
@@ -135,11 +139,13 @@ def downgrade() -> None:
     op.drop_table("telegram_users")
     with op.batch_alter_table("local_events", schema=None) as batch_op:
         batch_op.drop_index("ix_local_events_kind_key_at")
+        batch_op.drop_index(batch_op.f("ix_local_events_at"))
 
     op.drop_table("local_events")
     with op.batch_alter_table("local_challenges", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_local_challenges_requester_index"))
         batch_op.drop_index(batch_op.f("ix_local_challenges_identifier_index"))
+        batch_op.drop_index(batch_op.f("ix_local_challenges_expires_at"))
 
     op.drop_table("local_challenges")
     op.drop_table("local_accounts")
