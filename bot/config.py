@@ -15,6 +15,7 @@ import phonenumbers
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from bot.auth.clerk.keys import InvalidPublishableKey, fapi_host
 from storage.engine import redact_url, validate_url
 
 log = logging.getLogger(__name__)
@@ -50,6 +51,11 @@ class Settings(BaseSettings):
     clerk_fapi_url: str | None = None
     clerk_bapi_url: str = "https://api.clerk.com"
     clerk_sign_in_url: str | None = None
+    # Clerk's Frontend API limits per IP; every Telegram user shares the bot's, so calls are paced.
+    clerk_pace_sign_ins: int = Field(default=5, ge=1, le=1000)
+    clerk_pace_sign_ups: int = Field(default=5, ge=1, le=1000)
+    clerk_pace_attempts: int = Field(default=3, ge=1, le=1000)
+    clerk_pace_window: float = Field(default=10.0, gt=0, le=3600)
     default_region: str | None = None
     webhook_url: str | None = None
     webhook_secret: SecretStr | None = None
@@ -138,6 +144,11 @@ class Settings(BaseSettings):
             raise ValueError(
                 "TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN and TWILIO_FROM are needed together"
             )
+        if self.clerk_publishable_key:
+            try:
+                fapi_host(self.clerk_publishable_key)
+            except InvalidPublishableKey as exc:
+                raise ValueError(f"CLERK_PUBLISHABLE_KEY: {exc}") from None
         if self.auth_backend == "clerk":
             if self.clerk_mode == "fapi" and not (
                 self.clerk_publishable_key or self.clerk_fapi_url

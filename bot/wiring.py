@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 import httpx
 
 from bot.auth.base import AuthBackend
+from bot.auth.clerk import ClerkBackend
 from bot.auth.delivery import DeliveryChannel, LogChannel, SmtpChannel, TwilioChannel
 from bot.auth.local import LocalBackend
 from bot.config import ConfigError, Settings
@@ -40,6 +41,9 @@ class App:
     http: httpx.AsyncClient
 
     async def close(self) -> None:
+        aclose = getattr(self.backend, "aclose", None)  # backends holding connections have one
+        if aclose is not None:
+            await aclose()
         await self.http.aclose()
         await self.db.dispose()
 
@@ -85,7 +89,22 @@ def build_backend(
     clock: Clock = utcnow,
 ) -> AuthBackend:
     if settings.auth_backend == "clerk":
-        raise ConfigError("AUTH_BACKEND: clerk is not available in this build")
+        return ClerkBackend.from_config(
+            settings.clerk_mode,
+            publishable_key=settings.clerk_publishable_key,
+            secret_key=settings.clerk_secret_key.get_secret_value()
+            if settings.clerk_secret_key
+            else None,
+            fapi_url=settings.clerk_fapi_url,
+            bapi_url=settings.clerk_bapi_url,
+            sign_in_url=settings.clerk_sign_in_url,
+            http=http,
+            sign_in_create_limit=settings.clerk_pace_sign_ins,
+            sign_up_create_limit=settings.clerk_pace_sign_ups,
+            attempt_limit=settings.clerk_pace_attempts,
+            pace_window=settings.clerk_pace_window,
+            clock=clock,
+        )
     channels = delivery_channels(settings, http, dev_sink)
     if any(isinstance(c, LogChannel) for c in channels):
         log.warning("DEVELOPMENT DELIVERY: one-time codes are written to this log")

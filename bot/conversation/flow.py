@@ -445,8 +445,9 @@ class Conversation:
         except UnsupportedIdentifier as exc:
             self._ask_identifier(turn, "only_email" if exc.kind == "phone" else "only_phone")
             return
-        except InvalidIdentifier:
-            self._ask_identifier(turn, "reason_backend")
+        except InvalidIdentifier as exc:
+            key = f"backend_{exc.reason}"
+            self._ask_identifier(turn, key if key in texts.EN else "reason_backend")
             return
         except RateLimited as exc:
             turn.say(Reply(self.t(turn, "rate_limited", wait=texts.duration(exc.retry_after))))

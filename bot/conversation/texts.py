@@ -96,6 +96,12 @@ EN: dict[str, str] = {
         "That email address doesn't look right. Please check it and send it again."
     ),
     "reason_backend": "The sign-in service can't use that. Please check it, or try another one.",
+    "backend_not_found": "There's no {app} account with that. Please check it, or try another one.",
+    "backend_taken": (
+        "That's already in use for another {app} account that isn't finished. "
+        "Please try another email or number."
+    ),
+    "backend_not_allowed": "{app} doesn't accept that one. Please use another email or number.",
     "cancelled": "Cancelled. Send /start whenever you want to sign in.",
     "nothing_to_cancel": "There's nothing to cancel. /help shows what I can do.",
     "me": "You're signed in to {app} as {who} since {since}.",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Awaitable, Callable
 from urllib.parse import urlsplit
 
 from aiogram import Bot, Dispatcher
@@ -20,6 +21,8 @@ from bot.telegram.retry import RetryAfter
 from bot.wiring import App
 
 log = logging.getLogger(__name__)
+
+SWEEP_EVERY = 3600.0  # seconds between clean-ups of abandoned sign-ups, where a backend has them
 
 COMMANDS = (
     ("start", "Sign in or create an account"),
@@ -81,6 +84,7 @@ class Runner:
         self.bot = make_bot(app)
         self.dp = make_dispatcher(app)
         self._task: asyncio.Task[None] | None = None
+        self._sweeper: asyncio.Task[None] | None = None
         self._web: web.AppRunner | None = None
 
     @property
@@ -88,6 +92,9 @@ class Runner:
         return self.app.settings.webhook_url is not None
 
     async def start(self) -> None:
+        sweep = getattr(self.app.backend, "sweep_abandoned", None)
+        if sweep is not None:
+            self._sweeper = asyncio.create_task(_every(SWEEP_EVERY, sweep))
         allowed = self.dp.resolve_used_update_types()
         if self.webhook:
             await self._start_webhook(allowed)
@@ -128,6 +135,11 @@ class Runner:
             await asyncio.Event().wait()
 
     async def stop(self) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sweeper
+            self._sweeper = None
         if self._task is not None:
             with contextlib.suppress(RuntimeError):
                 await self.dp.stop_polling()
@@ -139,6 +151,16 @@ class Runner:
             await self._web.cleanup()
             self._web = None
         await self.bot.session.close()
+
+
+async def _every(seconds: float, job: Callable[[], Awaitable[object]]) -> None:
+    """Housekeeping a backend asks for (abandoned sign-ups); a failure waits for the next round."""
+    while True:
+        await asyncio.sleep(seconds)
+        try:
+            await job()
+        except Exception as exc:
+            log.warning("housekeeping failed: %s", type(exc).__name__)
 
 
 async def _healthz(_: web.Request) -> web.Response:
