@@ -166,15 +166,20 @@ class SimUser:
         self,
         button: str,
         timeout: float = 5.0,  # noqa: ASYNC109
+        *,
+        message_id: int | None = None,
     ) -> str | None:
         """Press the inline button with this text (or callback data) on the newest bot message
-        showing it; returns the bot's answerCallbackQuery text once it answers."""
+        showing it, or on message `message_id` when given (a client presses the button it
+        shows, not the newest like it); returns the bot's answerCallbackQuery text once it
+        answers."""
         bot, chat = self.bot, self.chat
         found = next(
             (
                 (message, b)
                 for message in reversed(self.history)
                 if message.from_bot and not message.deleted
+                if message_id is None or message.message_id == message_id
                 for row in message.buttons
                 for b in row
                 if button in (b.get("text"), b.get("callback_data"))
