@@ -15,7 +15,6 @@ import binascii
 import hmac
 import re
 import secrets
-import socket
 from collections import defaultdict, deque
 from collections.abc import Awaitable, Callable
 from contextlib import suppress
@@ -25,6 +24,8 @@ from email.utils import format_datetime
 from typing import Any, Generic, TypeVar
 
 from aiohttp import web
+
+from bot.sandbox.loopback import LoopbackServer
 
 API_VERSION = "2010-04-01"
 MAX_BODY_LENGTH = 1600
@@ -139,53 +140,26 @@ class _Failure:
     retry_after: int | None
 
 
-class TwilioStandIn:
+class TwilioStandIn(LoopbackServer):
     """`await start()`, point `TwilioChannel(api_url=stand_in.url)` at it, read `.messages`."""
 
     def __init__(self, account_sid: str, auth_token: str) -> None:
+        super().__init__()
         self.account_sid = account_sid
         self.auth_token = auth_token
         self._inbox: Inbox[SentMessage] = Inbox()
         self._failures: deque[_Failure] = deque()
-        self._runner: web.AppRunner | None = None
-        self._port: int | None = None
-
-    @property
-    def url(self) -> str:
-        if self._port is None:
-            raise RuntimeError("the Twilio stand-in is not running")
-        return f"http://127.0.0.1:{self._port}"
 
     @property
     def messages(self) -> list[SentMessage]:
         return self._inbox.items
 
-    async def start(self) -> None:
+    def make_app(self) -> web.Application:
         app = web.Application(middlewares=[_twilio_errors])
         app.router.add_post(
             f"/{API_VERSION}/Accounts/{{account_sid}}/Messages.json", self._create_message
         )
-        runner = web.AppRunner(app, access_log=None)
-        await runner.setup()
-        # Bind first, so the port is known without racing anyone for it.
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.bind(("127.0.0.1", 0))
-        self._port = sock.getsockname()[1]
-        await web.SockSite(runner, sock).start()
-        self._runner = runner
-
-    async def stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-        self._runner = None
-        self._port = None
-
-    async def __aenter__(self) -> TwilioStandIn:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.stop()
+        return app
 
     async def wait_for_message(self, to: str, timeout: float = 5.0) -> SentMessage:  # noqa: ASYNC109
         """The next message to `to` (E.164) not handed out before; TimeoutError if none comes."""

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import math
 import secrets
-import socket
 import time
 from collections import defaultdict, deque
 from collections.abc import Awaitable, Callable, Iterable, Mapping
@@ -27,6 +26,7 @@ from bot.sandbox.clerk.model import (
     SentCode,
     identifier_key,
 )
+from bot.sandbox.loopback import LoopbackServer
 
 FAPI_PREFIX = "/fapi"
 BAPI_PREFIX = "/bapi"
@@ -105,7 +105,7 @@ class _Limits:
     per_user: SlidingWindow | None = None
 
 
-class ClerkDouble:
+class ClerkDouble(LoopbackServer):
     """A Clerk instance on 127.0.0.1: `fapi_url` and `bapi_url` for CLERK_FAPI_URL/CLERK_BAPI_URL.
 
     Test mode as in Clerk: `+clerk_test` emails and +1 XXX 555-0100…0199 take 424242; other
@@ -129,6 +129,7 @@ class ClerkDouble:
         bapi_limit: tuple[int, float] | None = (100, 10.0),
         user_write_limit: tuple[int, float] | None = (10, 10.0),
     ) -> None:
+        super().__init__()
         self.clock = clock or Clock()
         self.instance = Instance(
             self.clock,
@@ -149,41 +150,14 @@ class ClerkDouble:
         self._injected: deque[_Injected] = deque()
         self._frontend = FrontendAPI(self.instance)
         self._backend = BackendAPI(self.instance, self.secret_key)
-        self._runner: web.AppRunner | None = None
-        self._port: int | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------
 
-    async def start(self) -> None:
+    def make_app(self) -> web.Application:
         app = web.Application(middlewares=[self._middleware])
         app.add_routes(self._frontend.routes(FAPI_PREFIX))
         app.add_routes(self._backend.routes(BAPI_PREFIX))
-        runner = web.AppRunner(app, access_log=None)
-        await runner.setup()
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.bind(("127.0.0.1", 0))
-        self._port = sock.getsockname()[1]
-        await web.SockSite(runner, sock).start()
-        self._runner = runner
-
-    async def stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-        self._runner = None
-        self._port = None
-
-    async def __aenter__(self) -> ClerkDouble:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.stop()
-
-    @property
-    def url(self) -> str:
-        if self._port is None:
-            raise RuntimeError("the Clerk double is not running")
-        return f"http://127.0.0.1:{self._port}"
+        return app
 
     @property
     def fapi_url(self) -> str:
