@@ -52,12 +52,14 @@ class AuditRecord:
     detail: dict[str, Any] = field(default_factory=dict)
 
 
-class _Keep:
+class Unchanged:
+    """The link of `Changes` when the update leaves it as it is."""
+
     def __repr__(self) -> str:
-        return "KEEP"
+        return "UNCHANGED"
 
 
-KEEP: Final = _Keep()
+UNCHANGED: Final = Unchanged()
 
 
 @dataclass(slots=True)
@@ -66,9 +68,9 @@ class Changes:
 
     user: UserInfo
     conversation: ConversationRecord | None
-    link: LinkRecord | _Keep | None = KEEP  # None removes the link
+    link: LinkRecord | Unchanged | None = UNCHANGED  # None removes the link
     audit: list[AuditRecord] = field(default_factory=list)
-    erase: bool = False  # remove every row about the user first
+    erase: bool = False  # remove every row about the user; the rest is then ignored
 
 
 class Store:
@@ -90,6 +92,7 @@ class Store:
         async with self._sessions.begin() as session:
             if changes.erase:
                 await self._erase(session, user_id)
+                return
             await self._upsert_user(session, changes.user)
             if changes.conversation is None:
                 await session.execute(
@@ -109,18 +112,6 @@ class Store:
                         backend=record.backend,
                         auth_user_id=record.auth_user_id,
                         detail=record.detail,
-                    )
-                )
-            if changes.erase:
-                # What remains is only that an erasure happened, under a keyed pseudonym.
-                await session.execute(delete(TelegramUser).where(TelegramUser.id == user_id))
-                await session.execute(
-                    delete(AuditEvent).where(AuditEvent.telegram_user_id == user_id)
-                )
-                session.add(
-                    AuditEvent(
-                        event="erased",
-                        detail={"subject": self._vault.index("telegram", str(user_id))},
                     )
                 )
 
@@ -144,8 +135,17 @@ class Store:
             return [AuditRecord(r.event, r.backend, r.auth_user_id, dict(r.detail)) for r in rows]
 
     async def _erase(self, session: AsyncSession, user_id: int) -> None:
+        """Every row about the user goes; what remains is only that an erasure happened, under a
+        keyed pseudonym."""
         await session.execute(delete(Link).where(Link.telegram_user_id == user_id))
         await session.execute(delete(Conversation).where(Conversation.telegram_user_id == user_id))
+        await session.execute(delete(AuditEvent).where(AuditEvent.telegram_user_id == user_id))
+        await session.execute(delete(TelegramUser).where(TelegramUser.id == user_id))
+        session.add(
+            AuditEvent(
+                event="erased", detail={"subject": self._vault.index("telegram", str(user_id))}
+            )
+        )
 
     async def _upsert_user(self, session: AsyncSession, info: UserInfo) -> None:
         row = await session.get(TelegramUser, info.id)

@@ -46,7 +46,15 @@ from bot.conversation.events import (
     Text,
 )
 from bot.identifiers import Identifier, IdentifierError, parse_identifier, parse_phone
-from storage.repos import AuditRecord, Changes, ConversationRecord, LinkRecord, UserInfo
+from storage.repos import (
+    UNCHANGED,
+    AuditRecord,
+    Changes,
+    ConversationRecord,
+    LinkRecord,
+    Unchanged,
+    UserInfo,
+)
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +99,7 @@ class Turn:
     lang: str
     notify_wait: WaitNotifier | None = None
     outcome: Outcome = field(default_factory=Outcome)
-    new_link: LinkRecord | bool | None = False  # False: unchanged; None: removed
+    new_link: LinkRecord | Unchanged | None = UNCHANGED  # None: removed
     audit: list[AuditRecord] = field(default_factory=list)
     erase: bool = False
 
@@ -117,15 +125,13 @@ class Turn:
             record = ConversationRecord("idle")
         if record is not None:
             record.last_update_id = self.incoming.update_id
-        changes = Changes(
+        return Changes(
             user=UserInfo(person.id, person.username, person.first_name, person.language_code),
             conversation=record,
+            link=self.new_link,
             audit=self.audit,
             erase=self.erase,
         )
-        if self.new_link is not False:
-            changes.link = self.new_link if isinstance(self.new_link, LinkRecord) else None
-        return changes
 
 
 class Conversation:
@@ -183,8 +189,9 @@ class Conversation:
         person = turn.incoming.person
         return Requester(person.id, person.username, turn.notify_wait)
 
-    def _who(self, kind: str, value: str) -> str:
-        return Identifier(kind, value).display  # type: ignore[arg-type]
+    @staticmethod
+    def _identifier(link: LinkRecord) -> Identifier:
+        return Identifier(link.identifier_kind, link.identifier_value)  # type: ignore[arg-type]
 
     def _ask_identifier(self, turn: Turn, key: str | None = None) -> None:
         email = self.backend.supports("email")
@@ -244,15 +251,7 @@ class Conversation:
             if turn.link:
                 self._already_linked(turn)
             else:
-                turn.say(
-                    Reply(
-                        self.t(turn, "welcome"),
-                        contact_button=self.t(turn, "share_phone")
-                        if self.backend.supports("phone")
-                        else None,
-                    )
-                )
-                turn.go(IDENTIFIER)
+                self._ask_identifier(turn, "welcome")
         elif name == "help":
             turn.say(Reply(self.t(turn, "help")))
         elif name == "cancel":
@@ -268,7 +267,7 @@ class Conversation:
 
     def _already_linked(self, turn: Turn) -> None:
         assert turn.link
-        who = self._who(turn.link.identifier_kind, turn.link.identifier_value)
+        who = self._identifier(turn.link).display
         turn.say(Reply(self.t(turn, "already_linked", who=who), remove_keyboard=True))
         turn.go(None)
 
@@ -282,14 +281,14 @@ class Conversation:
             turn.say(Reply(self.t(turn, "me_not_linked")))
             return
         since = turn.link.linked_at or self.clock()
-        who = self._who(turn.link.identifier_kind, turn.link.identifier_value)
+        who = self._identifier(turn.link).display
         turn.say(Reply(self.t(turn, "me", who=who, since=texts.date(since))))
 
     def _link_ref(self, link: LinkRecord) -> LinkRef:
         return LinkRef(
             telegram_user_id=link.telegram_user_id,
             auth_user_id=link.auth_user_id,
-            identifier=Identifier(link.identifier_kind, link.identifier_value),  # type: ignore[arg-type]
+            identifier=self._identifier(link),
             session_id=link.session_id,
             state=link.state,
         )
