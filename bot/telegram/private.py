@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable
 
 from aiogram import Bot, F, Router
 from aiogram.exceptions import TelegramAPIError
@@ -58,9 +59,9 @@ async def _send(bot: Bot, chat_id: int, outcome: Outcome) -> None:
         await bot.send_message(chat_id, reply.text, reply_markup=markup(reply))
 
 
-async def _quietly(call: object) -> None:
+async def _quietly(call: Awaitable[object]) -> None:
     """Best-effort calls (delete a code message, answer a button): a failure changes nothing."""
     try:
-        await call  # type: ignore[misc]
+        await call
     except TelegramAPIError as exc:
         log.info("best-effort call failed: %s", type(exc).__name__)

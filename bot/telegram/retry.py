@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from aiogram.client.session.middlewares.base import BaseRequestMiddleware, NextRequestMiddlewareType
 from aiogram.exceptions import TelegramRetryAfter
@@ -41,9 +41,3 @@ class RetryAfter(BaseRequestMiddleware):
                 )
                 await asyncio.sleep(exc.retry_after)
         raise AssertionError("unreachable")
-
-    def __repr__(self) -> str:
-        return f"RetryAfter(max_attempts={self.max_attempts})"
-
-
-__all__: list[Any] = ["RetryAfter"]

@@ -118,7 +118,7 @@ class World:
 
     async def sms_code(self, to: str) -> str:
         message = await self.twilio.wait_for_message(to, timeout=5)
-        match = CODE.search(message["body"] if isinstance(message, dict) else message.body)
+        match = CODE.search(message.body)
         assert match, "no code in the SMS"
         self.sensitive.add(match.group(1))
         return match.group(1)
