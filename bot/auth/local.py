@@ -111,14 +111,7 @@ class LocalBackend:
         # same address would be extra targets for guessing and nothing else.
         await self._store.drop_other_challenges(keys, keep=challenge_id)
         log.info("Local backend sent a %s code by %s", identifier.kind, channel.name)
-        return Challenge(
-            backend=self.name,
-            identifier=identifier,
-            channel=channel.name,
-            expires_at=now + self._limits.code_ttl,
-            resend_at=reserved.next_send_at,
-            state={"id": challenge_id},
-        )
+        return self._challenge(challenge_id, identifier, channel, now, reserved)
 
     async def resend(self, challenge: Challenge, who: Requester) -> Challenge:
         """Send a new code for the same challenge; the old code stops working once it is sent.
@@ -145,14 +138,7 @@ class LocalBackend:
         if not swapped:  # used or erased while the new code was on its way
             raise CodeExpired()
         log.info("Local backend resent a %s code by %s", identifier.kind, channel.name)
-        return Challenge(
-            backend=self.name,
-            identifier=identifier,
-            channel=channel.name,
-            expires_at=now + self._limits.code_ttl,
-            resend_at=reserved.next_send_at,
-            state={"id": challenge_id},
-        )
+        return self._challenge(challenge_id, identifier, channel, now, reserved)
 
     async def verify(self, challenge: Challenge, code: str, who: Requester) -> VerifiedIdentity:
         """Check a code; the first right one signs in, or signs up a new address.
@@ -251,6 +237,24 @@ class LocalBackend:
         if not able:
             raise UnsupportedIdentifier(kind)
         return next((channel for channel in able if channel.name == preferred), able[0])
+
+    def _challenge(
+        self,
+        challenge_id: str,
+        identifier: Identifier,
+        channel: DeliveryChannel,
+        sent_at: datetime,
+        reserved: Reserved,
+    ) -> Challenge:
+        """What the chat keeps of a code just sent: only the challenge id, never the code."""
+        return Challenge(
+            backend=self.name,
+            identifier=identifier,
+            channel=channel.name,
+            expires_at=sent_at + self._limits.code_ttl,
+            resend_at=reserved.next_send_at,
+            state={"id": challenge_id},
+        )
 
     def _challenge_id(self, challenge: Challenge) -> str:
         challenge_id = challenge.state.get("id")
