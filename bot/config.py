@@ -170,18 +170,13 @@ class Settings(BaseSettings):
         """PASSGRAM_SECRET, or one generated once into the data dir (with a warning)."""
         if self.passgram_secret is not None:
             return self.passgram_secret.get_secret_value()
-        path = self.passgram_data_dir / SECRET_FILE
-        if path.exists():
-            return path.read_text().strip()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        value = secrets.token_urlsafe(32)
-        path.touch(mode=0o600)
-        path.write_text(value + "\n")
-        log.warning(
-            "PASSGRAM_SECRET is not set: generated one into %s. Keep that file (or set the "
-            "variable); losing it makes stored personal data and pending codes unreadable.",
-            path,
-        )
+        value, created = kept_secret(self.passgram_data_dir)
+        if created:
+            log.warning(
+                "PASSGRAM_SECRET is not set: generated one into %s. Keep that file (or set the "
+                "variable); losing it makes stored personal data and pending codes unreadable.",
+                self.passgram_data_dir / SECRET_FILE,
+            )
         return value
 
     def masked(self) -> dict[str, str | None]:
@@ -198,6 +193,19 @@ class Settings(BaseSettings):
         if self.database_url:
             out["DATABASE_URL"] = redact_url(self.database_url)
         return out
+
+
+def kept_secret(data_dir: Path) -> tuple[str, bool]:
+    """The secret kept in `data_dir`, made (readable by the owner only) on first use; and
+    whether it was made just now."""
+    path = data_dir / SECRET_FILE
+    if path.exists():
+        return path.read_text().strip(), False
+    path.parent.mkdir(parents=True, exist_ok=True)
+    value = secrets.token_urlsafe(32)
+    path.touch(mode=0o600)
+    path.write_text(value + "\n")
+    return value, True
 
 
 def load_settings(**overrides: object) -> Settings:

@@ -15,7 +15,6 @@ import asyncio
 import contextlib
 import os
 import re
-import secrets
 import shutil
 import signal
 import sys
@@ -29,7 +28,7 @@ from typing import Literal
 from aiohttp import web
 
 from bot import logs
-from bot.config import SECRET_FILE, ConfigError, Settings, load_settings
+from bot.config import ConfigError, Settings, kept_secret, load_settings
 from bot.identifiers import Identifier, IdentifierKind
 from bot.sandbox.botapi import BotApiServer, Event
 from bot.sandbox.clerk import ClerkDouble
@@ -174,7 +173,9 @@ class Sandbox:
             telegram_bot_token=self.token,
             telegram_api_url=self.botapi.url,
             database_url=self.database_url,
-            passgram_secret=_secret(self.data_dir),
+            # The same file `passgram` itself uses, so `PASSGRAM_DATA_DIR=<dir> passgram links
+            # list` reads a kept sandbox database too.
+            passgram_secret=kept_secret(self.data_dir)[0],
             passgram_data_dir=self.data_dir,
             auth_backend="local" if clerk is None else "clerk",
             clerk_mode="fapi",
@@ -211,18 +212,6 @@ class Sandbox:
 def _bot_username(app_name: str) -> str:
     slug = re.sub(r"[^a-z0-9]+", "_", app_name.lower()).strip("_") or "passgram"
     return f"{slug[:24]}_bot" if slug[0].isalpha() else f"a_{slug[:22]}_bot"
-
-
-def _secret(data_dir: Path) -> str:
-    """The data dir's secret, made on first use. Kept in the same file `passgram` itself uses,
-    so `PASSGRAM_DATA_DIR=<dir> passgram links list` reads a kept sandbox database too."""
-    path = data_dir / SECRET_FILE
-    if path.exists():
-        return path.read_text().strip()
-    value = secrets.token_urlsafe(32)
-    path.touch(mode=0o600)
-    path.write_text(value + "\n")
-    return value
 
 
 # --- the command ------------------------------------------------------------------------------
