@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -22,6 +21,7 @@ from bot.sandbox.twilio import TwilioStandIn
 from bot.telegram.runner import Runner
 from bot.wiring import App, build_app
 from storage.migrate import upgrade
+from tests.support import unused_port
 from tests.support.mail import SmtpSink
 
 CODE = re.compile(r"\b(\d{6})\b")
@@ -83,7 +83,7 @@ class World:
             "app_name": "Acme",
         }
         if self.mode == "webhook":
-            port = _free_port()
+            port = unused_port()
             values |= {
                 "webhook_url": f"http://127.0.0.1:{port}/telegram/webhook",
                 "webhook_secret": "e2e-webhook-secret",
@@ -122,13 +122,6 @@ class World:
         assert match, "no code in the SMS"
         self.sensitive.add(match.group(1))
         return match.group(1)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 @pytest.fixture(params=["polling", "webhook"])
