@@ -4,6 +4,7 @@ published specs when the test ends (a violation fails the test)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -14,7 +15,7 @@ import pytest
 from bot.auth.base import Challenge, Requester
 from bot.auth.clerk import ClerkBackend
 from bot.sandbox.clerk import FAPI_LIMITS, ClerkDouble
-from tests.clerk.openapi_check import violations
+from tests.clerk.openapi_check import spec_checked
 
 StartDouble = Callable[..., Awaitable[ClerkDouble]]
 MakeBackend = Callable[..., ClerkBackend]
@@ -22,19 +23,12 @@ MakeBackend = Callable[..., ClerkBackend]
 
 @pytest.fixture
 async def clerk() -> AsyncIterator[StartDouble]:
-    started: list[ClerkDouble] = []
+    async with contextlib.AsyncExitStack() as stack:
 
-    async def start(**options: Any) -> ClerkDouble:
-        double = ClerkDouble(**options)
-        await double.start()
-        started.append(double)
-        return double
+        async def start(**options: Any) -> ClerkDouble:
+            return await stack.enter_async_context(spec_checked(**options))
 
-    yield start
-    for double in started:
-        await double.stop()
-    problems = [problem for double in started for problem in violations(double.exchanges)]
-    assert not problems, "exchanges that stray from Clerk's specs:\n" + "\n".join(problems)
+        yield start
 
 
 # Clerk's limits with a short window, so a test that makes a fifth attempt doesn't wait 10 s.

@@ -18,11 +18,12 @@ The YAML is parsed once per test session, with libyaml's C loader.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import re
 from collections import defaultdict
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,7 +34,7 @@ from jsonschema.exceptions import ValidationError
 from jsonschema.validators import extend
 from openapi_schema_validator import OAS30ReadValidator, OAS30WriteValidator
 
-from bot.sandbox.clerk import Exchange
+from bot.sandbox.clerk import ClerkDouble, Exchange
 
 SPEC_DIR = Path(__file__).parent / "openapi"
 SPEC_FILES = {"fapi": "fapi-2026-05-12.yml", "bapi": "bapi-2026-05-12.yml"}
@@ -315,3 +316,16 @@ def violations(exchanges: list[Exchange]) -> list[str]:
         for problem in checked.check_request(exchange) + checked.check_response(exchange):
             found.append(f"#{number} {exchange.method} {exchange.path}: {problem}")
     return found
+
+
+@contextlib.asynccontextmanager
+async def spec_checked(**options: Any) -> AsyncIterator[ClerkDouble]:
+    """A running Clerk double whose every exchange must follow the specs (checked at the end)."""
+    double = ClerkDouble(**options)
+    await double.start()
+    try:
+        yield double
+    finally:
+        await double.stop()
+    problems = violations(double.exchanges)
+    assert not problems, "exchanges that stray from Clerk's specs:\n" + "\n".join(problems)

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.sandbox.clerk import TEST_CODE, ClerkDouble
-from tests.clerk.openapi_check import violations
+from bot.sandbox.clerk import FAPI_LIMITS, TEST_CODE, ClerkDouble
+from tests.clerk.openapi_check import spec_checked
 from tests.e2e.conftest import World, make_world, remember
 
 WINDOW = 0.3  # Clerk's per-IP limits over a short window, so paced tests stay quick
@@ -22,15 +22,9 @@ def clerk_mode(request: pytest.FixtureRequest) -> str:
 
 @pytest.fixture
 async def double() -> AsyncIterator[ClerkDouble]:
-    double = ClerkDouble(fapi_limits={lane: (n, WINDOW) for lane, n in LANES.items()})
-    await double.start()
-    yield double
-    await double.stop()
-    problems = violations(double.exchanges)
-    assert not problems, "exchanges that stray from Clerk's specs:\n" + "\n".join(problems)
-
-
-LANES = {"sign_in": 5, "sign_up": 5, "attempt": 3}
+    limits = {lane: (calls, WINDOW) for lane, (calls, _) in FAPI_LIMITS.items()}
+    async with spec_checked(fapi_limits=limits) as d:
+        yield d
 
 
 @pytest.fixture

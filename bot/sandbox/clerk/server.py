@@ -142,6 +142,9 @@ class ClerkDouble(LoopbackServer):
         self.secret_key = secret_key or "sk_test_" + secrets.token_urlsafe(24)
         self.exchanges: list[Exchange] = []
         limits = FAPI_LIMITS if fapi_limits is None else fapi_limits
+        if unknown := set(limits) - set(FAPI_LIMITS):
+            # A misspelt lane would silently leave the real one unlimited.
+            raise ValueError(f"no such FAPI limit: {', '.join(sorted(unknown))}")
         self._limits = _Limits(
             fapi={lane: SlidingWindow(*limit) for lane, limit in limits.items()},
             bapi=SlidingWindow(*bapi_limit) if bapi_limit else None,
