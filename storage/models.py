@@ -82,8 +82,29 @@ class Conversation(Base):
     )
     step: Mapped[str] = mapped_column(String(32))
     data_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
-    last_update_id: Mapped[int | None] = mapped_column(BigInteger)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class HandledUpdate(Base):
+    """Telegram updates already handled, written in the transaction that handled them.
+
+    A set, not a high-water mark: updates of different users (or a webhook's retries) arrive
+    out of order, and only a redelivery of the very same update may be skipped.
+    """
+
+    __tablename__ = "handled_updates"
+
+    update_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+
+
+class Meta(Base):
+    """Facts about the database itself (e.g. a check value of the secret it is written with)."""
+
+    __tablename__ = "meta"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(String(512))
 
 
 class LocalAccount(Base):

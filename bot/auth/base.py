@@ -133,6 +133,15 @@ class NeedsMoreFields(AuthError):
         self.challenge = challenge
 
 
+class Refused(AuthError):
+    """A lasting refusal: asking again will not change it (multi-factor required, sign-up
+    requirements the chat cannot meet, a blocked account). `reason` names which, for the text."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
 class BackendUnavailable(AuthError):
     def __init__(self, detail: str = "", retry_after: float | None = None) -> None:
         super().__init__(detail or "backend unavailable")
