@@ -5,9 +5,10 @@ Callers get plain records; encryption and blind indexes stay inside this module 
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Final
+from typing import Any, Final, TypeAlias
 
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -52,6 +53,11 @@ class AuditRecord:
     detail: dict[str, Any] = field(default_factory=dict)
 
 
+# Database work another part (an auth backend) needs done in the transaction that stores an
+# update's outcome, e.g. using up the code whose check produced the link being written.
+Work: TypeAlias = Callable[[AsyncSession], Awaitable[None]]
+
+
 class Unchanged:
     """The link of `Changes` when the update leaves it as it is."""
 
@@ -71,6 +77,7 @@ class Changes:
     link: LinkRecord | Unchanged | None = UNCHANGED  # None removes the link
     audit: list[AuditRecord] = field(default_factory=list)
     erase: bool = False  # remove every row about the user; the rest is then ignored
+    work: list[Work] = field(default_factory=list)  # run first, in the same transaction
 
 
 class Store:

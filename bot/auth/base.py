@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from bot.identifiers import Identifier, IdentifierKind
+from storage.repos import Work
 
 # Called by a backend that has to queue a request (e.g. to stay under Clerk's per-IP limits),
 # with the number of seconds the user will wait, so the chat can tell them.
@@ -71,6 +72,9 @@ class VerifiedIdentity:
     # Kept with the link, encrypted at rest, handed back to revoke/erase (e.g. a client token).
     state: dict[str, Any] = field(default_factory=dict)
     sign_in_url: str | None = None  # a link that opens the app already signed in, when offered
+    # What makes this identity final in our database (e.g. the code used up), done in the same
+    # transaction as the link it creates, so a crash between the two cannot lose either.
+    commit: Work | None = None
 
 
 @dataclass(frozen=True, slots=True)
