@@ -150,6 +150,25 @@ async def test_injected_429_carries_retry_after(
     assert api.calls[-1].error is not None and api.calls[-1].error.code == 429
 
 
+async def test_injected_server_errors_repeat_and_can_be_a_proxy_page(
+    api: BotApiServer, http: aiohttp.ClientSession
+) -> None:
+    url = f"{api.url}/bot{api.create_bot()}/getMe"
+    api.fail_next("getMe", 500, times=2)
+    api.fail_next("getMe", 502, proxy_page=True)
+    for _ in range(2):
+        status, _, body = await call(http, url)
+        assert (status, body) == (
+            500,
+            {"ok": False, "error_code": 500, "description": "Internal Server Error"},
+        )
+    async with http.post(url) as response:
+        assert (response.status, response.content_type) == (502, "text/html")
+        assert "<title>502 Bad Gateway</title>" in await response.text()
+    status, _, body = await call(http, url)
+    assert (status, body["ok"]) == (200, True)
+
+
 async def test_webhook_and_getupdates_exclude_each_other(
     api: BotApiServer, http: aiohttp.ClientSession
 ) -> None:

@@ -172,15 +172,21 @@ class BotApiServer:
         error_code: int,
         description: str | None = None,
         retry_after: int | None = None,
+        *,
+        times: int = 1,
+        proxy_page: bool = False,
     ) -> None:
-        """Answer the next call of `method` (any bot) with this error instead of running it.
-        Without a description the server's usual prefix is used ("Too Many Requests: ...")."""
+        """Answer the next `times` calls of `method` (any bot) with this error instead of running
+        them. Without a description the server's usual prefix is used ("Too Many Requests: ...").
+        `proxy_page`: an HTML page as Telegram's front proxy serves it ("502 Bad Gateway" from
+        nginx), where clients find no JSON to read."""
         error = (
             ApiError(error_code, description, retry_after)
             if description
             else ApiError.make(error_code, None, retry_after)
         )
-        self.world.faults.setdefault(method.lower(), []).append(error)
+        error.proxy_page = proxy_page
+        self.world.faults.setdefault(method.lower(), []).extend([error] * times)
 
     def subscribe(self, callback: Subscriber) -> Callable[[], None]:
         """Call `callback(event)` (sync or async) for every change a client would show;

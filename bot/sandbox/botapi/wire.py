@@ -10,17 +10,28 @@ from urllib.parse import parse_qsl
 from aiohttp import BodyPartReader, ClientResponse, MultipartReader, web
 
 _PREFIX = {400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found",
-           409: "Conflict", 429: "Too Many Requests"}  # fmt: skip
+           409: "Conflict", 429: "Too Many Requests", 500: "Internal Server Error",
+           502: "Bad Gateway", 503: "Service Unavailable", 504: "Gateway Timeout"}  # fmt: skip
+
+# What the front proxy of api.telegram.org serves when the Bot API server behind it does not
+# answer: nginx's own page, not the JSON envelope.
+_PROXY_PAGE = (
+    "<html>\r\n<head><title>{code} {reason}</title></head>\r\n<body>\r\n"
+    "<center><h1>{code} {reason}</h1></center>\r\n<hr><center>nginx</center>\r\n"
+    "</body>\r\n</html>\r\n"
+)
 
 
 class ApiError(Exception):
-    """An error answer; the HTTP status always equals `code`, as clients depend on it."""
+    """An error answer; the HTTP status always equals `code`, as clients depend on it.
+    `proxy_page`: answered by the front proxy as an HTML page instead of the JSON envelope."""
 
     def __init__(self, code: int, description: str, retry_after: int | None = None) -> None:
         super().__init__(description)
         self.code = code
         self.description = description
         self.retry_after = retry_after
+        self.proxy_page = False
 
     @classmethod
     def make(cls, code: int, detail: str | None = None, retry_after: int | None = None) -> ApiError:
@@ -140,5 +151,9 @@ def ok_response(result: Any, description: str | None = None) -> web.Response:
 
 
 def error_response(error: ApiError) -> web.Response:
+    if error.proxy_page:
+        reason = _PREFIX.get(error.code, "Error")
+        page = _PROXY_PAGE.format(code=error.code, reason=reason)
+        return web.Response(status=error.code, text=page, content_type="text/html")
     headers = {"Retry-After": str(error.retry_after)} if error.retry_after is not None else None
     return web.json_response(error.body(), status=error.code, headers=headers)
