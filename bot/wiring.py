@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 
 import httpx
 
@@ -17,6 +17,7 @@ from bot.config import ConfigError, Settings
 from bot.conversation.flow import Conversation
 from bot.conversation.service import ConversationService
 from bot.identifiers import Identifier
+from bot.jobs import Job
 from storage.engine import Database, SessionFactory
 from storage.repos import Store
 from storage.vault import Vault
@@ -39,6 +40,7 @@ class App:
     backend: AuthBackend
     service: ConversationService
     http: httpx.AsyncClient
+    jobs: list[Job] = field(default_factory=list)
 
     async def close(self) -> None:
         aclose = getattr(self.backend, "aclose", None)  # backends holding connections have one
@@ -128,4 +130,18 @@ async def build_app(
     conversation = Conversation(
         backend, app_name=settings.app_name, default_region=settings.default_region, clock=clock
     )
-    return App(settings, db, store, backend, ConversationService(conversation, store), http)
+    service = ConversationService(conversation, store)
+    return App(settings, db, store, backend, service, http, housekeeping(store, backend, clock))
+
+
+HANDLED_KEPT = timedelta(hours=48)  # Telegram redelivers an update for 24 hours at most
+
+
+def housekeeping(store: Store, backend: AuthBackend, clock: Clock) -> list[Job]:
+    async def forget_handled() -> int:
+        return await store.forget_handled(clock() - HANDLED_KEPT)
+
+    jobs = [Job("forget handled updates", 3600.0, forget_handled)]
+    if isinstance(backend, ClerkBackend):
+        jobs.append(Job("sweep abandoned Clerk sign-ups", 3600.0, backend.sweep_abandoned))
+    return jobs

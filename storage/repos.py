@@ -11,9 +11,10 @@ from datetime import datetime
 from typing import Any, Final, TypeAlias
 
 from sqlalchemy import delete, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from storage.models import AuditEvent, Conversation, Link, TelegramUser
+from storage.models import AuditEvent, Conversation, HandledUpdate, Link, TelegramUser
 from storage.vault import Vault
 
 
@@ -29,7 +30,6 @@ class UserInfo:
 class ConversationRecord:
     step: str
     data: dict[str, Any] = field(default_factory=dict)
-    last_update_id: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +78,20 @@ class Changes:
     audit: list[AuditRecord] = field(default_factory=list)
     erase: bool = False  # remove every row about the user; the rest is then ignored
     work: list[Work] = field(default_factory=list)  # run first, in the same transaction
+    update_id: int | None = None  # recorded as handled by the same transaction
+
+
+@dataclass(frozen=True, slots=True)
+class Loaded:
+    """What one update starts from."""
+
+    conversation: ConversationRecord | None
+    link: LinkRecord | None
+    handled: bool  # the update was handled before: a redelivery, to be skipped
+
+
+class Duplicate(Exception):
+    """The update was recorded as handled meanwhile (a redelivery raced it); nothing was written."""
 
 
 class Store:
@@ -85,42 +99,66 @@ class Store:
         self._sessions = sessions
         self._vault = vault
 
-    async def load(self, user_id: int) -> tuple[ConversationRecord | None, LinkRecord | None]:
+    async def load(self, user_id: int, update_id: int | None = None) -> Loaded:
         async with self._sessions() as session:
+            handled = update_id is not None and (
+                await session.get(HandledUpdate, update_id) is not None
+            )
             conv = await session.get(Conversation, user_id)
             link = await session.get(Link, user_id)
-            return (
+            return Loaded(
                 self._conversation_record(conv) if conv else None,
                 self._link_record(link) if link else None,
+                handled,
             )
 
     async def apply(self, changes: Changes) -> None:
-        user_id = changes.user.id
+        """Write one update's outcome, all or nothing; raises Duplicate for a redelivery."""
         async with self._sessions.begin() as session:
-            if changes.erase:
-                await self._erase(session, user_id)
-                return
-            await self._upsert_user(session, changes.user)
-            if changes.conversation is None:
-                await session.execute(
-                    delete(Conversation).where(Conversation.telegram_user_id == user_id)
+            if changes.update_id is not None:
+                session.add(HandledUpdate(update_id=changes.update_id))
+                try:
+                    await session.flush()
+                except IntegrityError:
+                    raise Duplicate(changes.update_id) from None
+            for work in changes.work:
+                await work(session)
+            await self._write(session, changes)
+
+    async def forget_handled(self, older_than: datetime) -> int:
+        """Drop the record of updates Telegram can no longer redeliver (it keeps them 24 h)."""
+        async with self._sessions.begin() as session:
+            result = await session.execute(
+                delete(HandledUpdate).where(HandledUpdate.at < older_than)
+            )
+            return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+    async def _write(self, session: AsyncSession, changes: Changes) -> None:
+        user_id = changes.user.id
+        if changes.erase:
+            await self._erase(session, user_id)
+            return
+        await self._upsert_user(session, changes.user)
+        if changes.conversation is None:
+            await session.execute(
+                delete(Conversation).where(Conversation.telegram_user_id == user_id)
+            )
+        else:
+            await self._save_conversation(session, user_id, changes.conversation)
+        if changes.link is None:
+            await session.execute(delete(Link).where(Link.telegram_user_id == user_id))
+        elif isinstance(changes.link, LinkRecord):
+            await self._save_link(session, changes.link)
+        for record in changes.audit:
+            session.add(
+                AuditEvent(
+                    event=record.event,
+                    telegram_user_id=user_id,
+                    backend=record.backend,
+                    auth_user_id=record.auth_user_id,
+                    detail=record.detail,
                 )
-            else:
-                await self._save_conversation(session, user_id, changes.conversation)
-            if changes.link is None:
-                await session.execute(delete(Link).where(Link.telegram_user_id == user_id))
-            elif isinstance(changes.link, LinkRecord):
-                await self._save_link(session, changes.link)
-            for record in changes.audit:
-                session.add(
-                    AuditEvent(
-                        event=record.event,
-                        telegram_user_id=user_id,
-                        backend=record.backend,
-                        auth_user_id=record.auth_user_id,
-                        detail=record.detail,
-                    )
-                )
+            )
 
     async def get_link(self, user_id: int) -> LinkRecord | None:
         async with self._sessions() as session:
@@ -180,17 +218,9 @@ class Store:
         data_enc = self._vault.encrypt(record.data) if record.data else None
         row = await session.get(Conversation, user_id)
         if row is None:
-            session.add(
-                Conversation(
-                    telegram_user_id=user_id,
-                    step=record.step,
-                    data_enc=data_enc,
-                    last_update_id=record.last_update_id,
-                )
-            )
+            session.add(Conversation(telegram_user_id=user_id, step=record.step, data_enc=data_enc))
         else:
             row.step, row.data_enc = record.step, data_enc
-            row.last_update_id = record.last_update_id
 
     async def _save_link(self, session: AsyncSession, record: LinkRecord) -> None:
         await session.execute(delete(Link).where(Link.telegram_user_id == record.telegram_user_id))
@@ -212,7 +242,7 @@ class Store:
 
     def _conversation_record(self, row: Conversation) -> ConversationRecord:
         data = self._vault.decrypt(row.data_enc) if row.data_enc else {}
-        return ConversationRecord(row.step, data, row.last_update_id)
+        return ConversationRecord(row.step, data)
 
     def _link_record(self, row: Link) -> LinkRecord:
         return LinkRecord(

@@ -26,6 +26,7 @@ from bot.auth.base import (
     LinkRef,
     NeedsMoreFields,
     RateLimited,
+    Refused,
     Requester,
     TooManyAttempts,
     UnsupportedIdentifier,
@@ -54,6 +55,7 @@ from storage.repos import (
     LinkRecord,
     Unchanged,
     UserInfo,
+    Work,
 )
 
 log = logging.getLogger(__name__)
@@ -102,6 +104,7 @@ class Turn:
     new_link: LinkRecord | Unchanged | None = UNCHANGED  # None: removed
     audit: list[AuditRecord] = field(default_factory=list)
     erase: bool = False
+    work: list[Work] = field(default_factory=list)
 
     @property
     def step(self) -> str | None:
@@ -119,18 +122,14 @@ class Turn:
 
     def changes(self) -> Changes:
         person = self.incoming.person
-        record = self.record
-        if record is None and self.incoming.update_id is not None and not self.erase:
-            # Keep a row even when idle: it remembers the last update, so a redelivery is skipped.
-            record = ConversationRecord("idle")
-        if record is not None:
-            record.last_update_id = self.incoming.update_id
         return Changes(
             user=UserInfo(person.id, person.username, person.first_name, person.language_code),
-            conversation=record,
+            conversation=self.record,
             link=self.new_link,
             audit=self.audit,
             erase=self.erase,
+            work=self.work,
+            update_id=self.incoming.update_id,
         )
 
 
@@ -154,30 +153,24 @@ class Conversation:
         record: ConversationRecord | None,
         link: LinkRecord | None,
         notify_wait: WaitNotifier | None = None,
-    ) -> tuple[Outcome, Changes | None]:
-        """Decide one update. Returns what to say and what to store (None: store nothing)."""
-        if (
-            incoming.update_id is not None
-            and record is not None
-            and record.last_update_id is not None
-            and incoming.update_id <= record.last_update_id
-        ):
-            return Outcome(duplicate=True), None
-        if record is not None and record.step == "idle":
-            record = None
+    ) -> tuple[Outcome, Changes]:
+        """Decide one update. Returns what to say and what to store, in one transaction."""
         lang = texts.language_for(incoming.person.language_code)
         turn = Turn(incoming, record, link, lang, notify_wait)
         event = incoming.event
-        if isinstance(event, Command):
-            await self._command(turn, event)
-        elif isinstance(event, Press):
-            await self._press(turn, event.data)
-        elif isinstance(event, SharedContact):
-            await self._contact(turn, event)
-        elif isinstance(event, Text):
-            await self._text(turn, event.text)
-        else:
-            self._other(turn, event)
+        try:
+            if isinstance(event, Command):
+                await self._command(turn, event)
+            elif isinstance(event, Press):
+                await self._press(turn, event.data)
+            elif isinstance(event, SharedContact):
+                await self._contact(turn, event)
+            elif isinstance(event, Text):
+                await self._text(turn, event.text)
+            else:
+                self._other(turn, event)
+        except AuthError as exc:
+            self._refused(turn, exc)
         return turn.outcome, turn.changes()
 
     # --- helpers -------------------------------------------------------------------------
@@ -236,9 +229,59 @@ class Conversation:
             )
         )
 
-    def _unavailable(self, turn: Turn, exc: BackendUnavailable) -> None:
-        log.warning("auth backend unavailable: %s", exc)
-        turn.say(Reply(self.t(turn, "unavailable")))
+    def _refused(self, turn: Turn, exc: AuthError) -> None:
+        """The one place where a backend's refusal becomes the person's answer.
+
+        The stored step stays as it was loaded unless the refusal itself moves the
+        conversation (a new question, a locked address), so nothing typed so far is lost.
+        """
+        pressed = isinstance(turn.incoming.event, Press)
+        if isinstance(exc, WrongCode):
+            key = "wrong_code_one" if exc.tries_left == 1 else "wrong_code"
+            turn.say(Reply(self.t(turn, key, tries=exc.tries_left)))
+        elif isinstance(exc, CodeExpired):
+            turn.say(
+                Reply(
+                    self.t(turn, "expired"),
+                    buttons=(
+                        (Button(self.t(turn, "btn_new_code"), NEW_CODE),),
+                        (Button(self.t(turn, "btn_change"), CHANGE),),
+                    ),
+                )
+            )
+        elif isinstance(exc, TooManyAttempts):
+            self._too_many(turn, exc)
+        elif isinstance(exc, RateLimited):
+            if pressed:
+                turn.outcome.clear_pressed = False
+                wait = max(1, round(exc.retry_after))
+                turn.outcome.toast = self.t(turn, "resend_wait", seconds=wait)
+                return
+            turn.say(Reply(self.t(turn, "rate_limited", wait=texts.duration(exc.retry_after))))
+            if turn.step != CODE:
+                turn.go(IDENTIFIER)
+        elif isinstance(exc, NeedsMoreFields):
+            turn.go(FIELD, challenge=exc.challenge.to_dict(), fields_needed=list(exc.fields))
+            self._ask_field(turn, exc.fields[0])
+        elif isinstance(exc, UnsupportedIdentifier):
+            self._ask_identifier(turn, "only_email" if exc.kind == "phone" else "only_phone")
+        elif isinstance(exc, InvalidIdentifier):
+            key = f"backend_{exc.reason}"
+            self._ask_identifier(turn, key if key in texts.EN else "reason_backend")
+        elif isinstance(exc, Refused):
+            # Lasting: asking again changes nothing, so the answer says what would.
+            log.warning("auth backend refused for good: %s", exc.reason)
+            key = f"refused_{exc.reason}"
+            turn.say(Reply(self.t(turn, key if key in texts.EN else "refused")))
+            turn.go(IDENTIFIER)
+        elif isinstance(exc, BackendUnavailable):
+            log.warning("auth backend unavailable: %s", exc)
+            turn.outcome.clear_pressed = False
+            turn.say(Reply(self.t(turn, "unavailable")))
+        else:
+            log.warning("auth backend refused: %s", type(exc).__name__)
+            turn.outcome.clear_pressed = False
+            turn.say(Reply(self.t(turn, "unavailable")))
 
     # --- commands ------------------------------------------------------------------------
 
@@ -297,11 +340,7 @@ class Conversation:
         if not turn.link:
             turn.say(Reply(self.t(turn, "not_linked")))
             return
-        try:
-            await self.backend.revoke(self._link_ref(turn.link))
-        except BackendUnavailable as exc:
-            self._unavailable(turn, exc)
-            return
+        await self.backend.revoke(self._link_ref(turn.link))
         turn.audit.append(AuditRecord("signed_out", turn.link.backend, turn.link.auth_user_id))
         turn.new_link = None
         turn.go(None)
@@ -325,11 +364,7 @@ class Conversation:
 
     async def _forget(self, turn: Turn) -> None:
         if turn.link:
-            try:
-                await self.backend.erase(self._link_ref(turn.link))
-            except BackendUnavailable as exc:
-                self._unavailable(turn, exc)
-                return
+            await self.backend.erase(self._link_ref(turn.link))
         turn.erase = True
         turn.new_link = None
         turn.go(None)
@@ -347,7 +382,7 @@ class Conversation:
             self._ask_identifier(turn)
         elif data == RESEND and step == CODE and challenge:
             await self._resend(turn, challenge)
-        elif data == NEW_CODE and step == CODE and challenge:
+        elif data == NEW_CODE and step in (CODE, FIELD) and challenge:
             await self._start(turn, challenge.identifier)
         elif data == ERASE and step == CONFIRM_FORGET:
             await self._forget(turn)
@@ -358,19 +393,7 @@ class Conversation:
             turn.outcome.toast = self.t(turn, "stale_button")
 
     async def _resend(self, turn: Turn, challenge: Challenge) -> None:
-        try:
-            fresh = await self.backend.resend(challenge, self._requester(turn))
-        except RateLimited as exc:
-            turn.outcome.clear_pressed = False
-            turn.outcome.toast = self.t(turn, "resend_wait", seconds=max(1, round(exc.retry_after)))
-            return
-        except TooManyAttempts as exc:
-            self._too_many(turn, exc)
-            return
-        except BackendUnavailable as exc:
-            turn.outcome.clear_pressed = False
-            self._unavailable(turn, exc)
-            return
+        fresh = await self.backend.resend(challenge, self._requester(turn))
         turn.go(CODE, challenge=fresh.to_dict())
         turn.say(
             Reply(
@@ -437,28 +460,8 @@ class Conversation:
 
     async def _start(self, turn: Turn, identifier: Identifier) -> None:
         if not self.backend.supports(identifier.kind):
-            self._ask_identifier(turn, "only_email" if identifier.kind == "phone" else "only_phone")
-            return
-        try:
-            challenge = await self.backend.start(identifier, self._requester(turn))
-        except UnsupportedIdentifier as exc:
-            self._ask_identifier(turn, "only_email" if exc.kind == "phone" else "only_phone")
-            return
-        except InvalidIdentifier as exc:
-            key = f"backend_{exc.reason}"
-            self._ask_identifier(turn, key if key in texts.EN else "reason_backend")
-            return
-        except RateLimited as exc:
-            turn.say(Reply(self.t(turn, "rate_limited", wait=texts.duration(exc.retry_after))))
-            if turn.step != CODE:
-                turn.go(IDENTIFIER)
-            return
-        except TooManyAttempts as exc:
-            self._too_many(turn, exc)
-            return
-        except BackendUnavailable as exc:
-            self._unavailable(turn, exc)
-            return
+            raise UnsupportedIdentifier(identifier.kind)
+        challenge = await self.backend.start(identifier, self._requester(turn))
         turn.go(CODE, challenge=challenge.to_dict())
         how = self.t(turn, f"how_{challenge.channel}")
         minutes = max(1, round((challenge.expires_at - self.clock()).total_seconds() / 60))
@@ -507,37 +510,12 @@ class Conversation:
             return
         try:
             identity = await self.backend.verify(challenge, digits, self._requester(turn))
-        except WrongCode as exc:
+        except WrongCode:
             turn.audit.append(AuditRecord("code_failed", self.backend.name))
-            key = "wrong_code_one" if exc.tries_left == 1 else "wrong_code"
-            turn.say(Reply(self.t(turn, key, tries=exc.tries_left)))
-            return
-        except CodeExpired:
-            turn.say(
-                Reply(
-                    self.t(turn, "expired"),
-                    buttons=(
-                        (Button(self.t(turn, "btn_new_code"), NEW_CODE),),
-                        (Button(self.t(turn, "btn_change"), CHANGE),),
-                    ),
-                )
-            )
-            return
-        except TooManyAttempts as exc:
+            raise
+        except TooManyAttempts:
             turn.audit.append(AuditRecord("locked_out", self.backend.name))
-            self._too_many(turn, exc)
-            return
-        except NeedsMoreFields as exc:
-            turn.go(FIELD, challenge=exc.challenge.to_dict(), fields_needed=list(exc.fields))
-            self._ask_field(turn, exc.fields[0])
-            return
-        except BackendUnavailable as exc:
-            self._unavailable(turn, exc)
-            return
-        except AuthError as exc:
-            log.warning("auth backend refused a code: %s", type(exc).__name__)
-            self._waiting_for_code(turn, challenge)
-            return
+            raise
         self._linked(turn, identity)
 
     def _ask_field(self, turn: Turn, name: str) -> None:
@@ -569,23 +547,17 @@ class Conversation:
             return
         try:
             identity = await self.backend.complete(challenge, given, self._requester(turn))
-        except NeedsMoreFields as exc:
-            turn.go(FIELD, challenge=exc.challenge.to_dict(), fields_needed=list(exc.fields))
-            self._ask_field(turn, exc.fields[0])
-            return
-        except BackendUnavailable as exc:
-            turn.go(FIELD, challenge=challenge.to_dict(), fields_needed=[name], fields=given)
-            self._unavailable(turn, exc)
-            return
-        except AuthError as exc:
-            log.warning("auth backend refused the account details: %s", type(exc).__name__)
-            turn.go(FIELD, challenge=challenge.to_dict(), fields_needed=[name], fields=given)
+        except InvalidIdentifier:
+            # The backend refused a value (a username taken or malformed): ask for it again;
+            # the step stays as stored, with this field still to answer.
             turn.say(Reply(self.t(turn, "bad_field", reason=self.t(turn, "field_username"))))
             return
         self._linked(turn, identity)
 
     def _linked(self, turn: Turn, identity: VerifiedIdentity) -> None:
         person = turn.incoming.person
+        if identity.commit is not None:
+            turn.work.append(identity.commit)
         turn.new_link = LinkRecord(
             telegram_user_id=person.id,
             backend=self.backend.name,

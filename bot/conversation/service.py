@@ -8,7 +8,7 @@ import weakref
 from bot.auth.base import WaitNotifier
 from bot.conversation.events import Incoming, Outcome
 from bot.conversation.flow import Conversation
-from storage.repos import Store
+from storage.repos import Duplicate, Store
 
 
 class ConversationService:
@@ -27,9 +27,21 @@ class ConversationService:
         return lock
 
     async def handle(self, incoming: Incoming, notify_wait: WaitNotifier | None = None) -> Outcome:
+        """Decide one update and store what it changed, all in one transaction.
+
+        A redelivered update (Telegram resends what it did not see confirmed, a webhook retries)
+        is recognised by its id, whatever order updates arrive in, and changes nothing.
+        """
         async with self._lock(incoming.person.id):
-            record, link = await self.store.load(incoming.person.id)
-            outcome, changes = await self.conversation.handle(incoming, record, link, notify_wait)
-            if changes is not None:
+            loaded = await self.store.load(incoming.person.id, incoming.update_id)
+            if loaded.handled:
+                return Outcome(duplicate=True)
+            outcome, changes = await self.conversation.handle(
+                incoming, loaded.conversation, loaded.link, notify_wait
+            )
+            try:
                 await self.store.apply(changes)
+            except Duplicate:
+                # Another replica handled the same delivery first; its answer is the one sent.
+                return Outcome(duplicate=True)
             return outcome

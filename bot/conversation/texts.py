@@ -55,9 +55,28 @@ EN: dict[str, str] = {
         "Please wait {wait} before I send another code there, or use another email or number."
     ),
     "pacing": "Lots of people are signing in right now. Your code is on its way in about {wait}.",
+    "refused": (
+        "{app} doesn't let me sign you in this way. Please sign in on {app}'s website or app, "
+        "or use another email or number."
+    ),
+    "refused_mfa_required": (
+        "Your {app} account has two-step verification turned on, which I can't do in a chat. "
+        "Please sign in on {app}'s website or app."
+    ),
+    "refused_requirements": (
+        "Creating a {app} account needs more than I can ask for here. Please sign up on "
+        "{app}'s website or app, then sign in here."
+    ),
+    "refused_blocked": (
+        "This {app} account can't sign in right now. Please contact {app}'s support."
+    ),
     "unavailable": (
         "I can't reach the sign-in service right now. Please try again in a minute — "
         "nothing you've done is lost."
+    ),
+    "internal_error": (
+        "Something went wrong on my side, so I couldn't act on that. Please send it again "
+        "in a minute."
     ),
     "signed_up": "✅ You're signed in to {app} as {who}. New account created.",
     "signed_in": "✅ Welcome back — signed in to {app} as {who}.",

@@ -8,18 +8,25 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from bot.auth.base import (
+    AuthError,
     BackendUnavailable,
     Challenge,
+    CodeExpired,
+    InvalidIdentifier,
     LinkRef,
     NeedsMoreFields,
+    RateLimited,
+    Refused,
     Requester,
+    TooManyAttempts,
+    UnsupportedIdentifier,
     VerifiedIdentity,
     WrongCode,
 )
 from bot.conversation.events import Command, Incoming, Other, Person, Press, SharedContact, Text
 from bot.conversation.flow import Conversation, code_digits
 from bot.identifiers import Identifier, IdentifierKind
-from storage.repos import ConversationRecord, LinkRecord
+from storage.repos import UNCHANGED, ConversationRecord, LinkRecord
 
 NOW = datetime(2026, 3, 3, 14, 2, tzinfo=UTC)
 ANN = Person(7, "Ann", "ann", "en")
@@ -35,6 +42,11 @@ class ScriptedBackend:
         self.calls: list[str] = []
         self.verify_error: Exception | None = None
         self.needs: tuple[str, ...] = ()
+        self.fail: Exception | None = None  # raised by the next call of any kind
+
+    def _maybe_fail(self) -> None:
+        if self.fail is not None:
+            raise self.fail
 
     def supports(self, kind: IdentifierKind) -> bool:
         return kind in self.kinds
@@ -50,14 +62,17 @@ class ScriptedBackend:
 
     async def start(self, identifier: Identifier, who: Requester) -> Challenge:
         self.calls.append(f"start {identifier.value}")
+        self._maybe_fail()
         return self._challenge(identifier)
 
     async def resend(self, challenge: Challenge, who: Requester) -> Challenge:
         self.calls.append("resend")
+        self._maybe_fail()
         return challenge
 
     async def verify(self, challenge: Challenge, code: str, who: Requester) -> VerifiedIdentity:
         self.calls.append(f"verify {code}")
+        self._maybe_fail()
         if self.verify_error:
             raise self.verify_error
         if self.needs:
@@ -68,13 +83,16 @@ class ScriptedBackend:
         self, challenge: Challenge, fields: Mapping[str, str], who: Requester
     ) -> VerifiedIdentity:
         self.calls.append(f"complete {sorted(fields.items())}")
+        self._maybe_fail()
         return VerifiedIdentity("user_1", challenge.identifier, created=True)
 
     async def revoke(self, link: LinkRef) -> None:
         self.calls.append("revoke")
+        self._maybe_fail()
 
     async def erase(self, link: LinkRef) -> None:
         self.calls.append("erase")
+        self._maybe_fail()
 
 
 class Chat:
@@ -93,10 +111,9 @@ class Chat:
         outcome, changes = await self.conversation.handle(
             Incoming(ANN, event, self.update_id), self.record, self.link
         )
-        if changes is not None:
-            self.record = changes.conversation
-            if changes.link is None or isinstance(changes.link, LinkRecord):
-                self.link = changes.link
+        self.record = changes.conversation
+        if changes.link is None or isinstance(changes.link, LinkRecord):
+            self.link = changes.link
         return [r.text for r in outcome.replies]
 
 
@@ -189,12 +206,79 @@ async def test_linked_user_typing_an_address_is_told_to_log_out_first() -> None:
     assert "/logout" in reply
 
 
-async def test_a_redelivered_update_does_nothing() -> None:
+ERRORS = [
+    WrongCode(2),
+    CodeExpired(),
+    TooManyAttempts(None),
+    TooManyAttempts(NOW + timedelta(minutes=40)),
+    RateLimited(25),
+    InvalidIdentifier("not_found"),
+    UnsupportedIdentifier("phone"),
+    Refused("mfa_required"),
+    Refused("something_new"),
+    BackendUnavailable("down"),
+    AuthError("unforeseen"),
+]
+
+# Every way the conversation reaches the backend, from the state it needs.
+PATHS = {
+    "start": ([], Text("jane@example.com")),
+    "resend": ([Text("jane@example.com")], Press("resend")),
+    "new code": ([Text("jane@example.com")], Press("new_code")),
+    "verify": ([Text("jane@example.com")], Text("123456")),
+    "complete": ([Text("jane@example.com"), Text("123456")], Text("Jane")),
+    "logout": ([Text("jane@example.com"), Text("123456")], Command("logout")),
+    "forget": ([Text("jane@example.com"), Text("123456"), Command("forget")], Press("erase")),
+}
+
+
+@pytest.mark.parametrize("error", ERRORS, ids=lambda e: f"{type(e).__name__}({e})")
+@pytest.mark.parametrize("path", list(PATHS))
+async def test_every_backend_refusal_on_every_path_gets_an_answer(
+    path: str, error: AuthError
+) -> None:
+    backend = ScriptedBackend()
+    backend.needs = ("first_name",) if path == "complete" else ()
+    chat = Chat(backend)
+    before, event = PATHS[path]
+    for step in before:
+        await chat.send(step)
+    backend.fail = error
+    chat.update_id += 1
+    outcome, changes = await chat.conversation.handle(
+        Incoming(ANN, event, chat.update_id), chat.record, chat.link
+    )
+    answered = [r.text for r in outcome.replies] or [outcome.toast]
+    assert answered[0], f"{path} left {error!r} unanswered"
+    assert changes.update_id == chat.update_id
+    if isinstance(error, Refused):
+        assert "in a minute" not in answered[0]
+    if isinstance(error, BackendUnavailable) and path != "start":
+        # A passing failure changes nothing stored: the person can simply try again.
+        assert changes.conversation == chat.record and changes.link is UNCHANGED
+
+
+async def test_resend_after_the_code_expired_offers_a_new_code() -> None:
     backend = ScriptedBackend()
     chat = Chat(backend)
     await chat.send(Text("jane@example.com"))
-    outcome, changes = await chat.conversation.handle(
-        Incoming(ANN, Text("jane@example.com"), chat.update_id), chat.record, chat.link
+    backend.fail = CodeExpired()
+    chat.update_id += 1
+    outcome, _ = await chat.conversation.handle(
+        Incoming(ANN, Press("resend"), chat.update_id), chat.record, chat.link
     )
-    assert outcome.duplicate and changes is None
-    assert backend.calls == ["start jane@example.com"]
+    (reply,) = outcome.replies
+    assert reply.text == "That code has expired."
+    assert [b.text for row in reply.buttons for b in row] == [
+        "Send a new code",
+        "Use another email or number",
+    ]
+
+
+async def test_a_lasting_refusal_says_what_would_help() -> None:
+    backend = ScriptedBackend()
+    chat = Chat(backend)
+    await chat.send(Text("jane@example.com"))
+    backend.fail = Refused("mfa_required")
+    (reply,) = await chat.send(Text("123456"))
+    assert "two-step verification" in reply

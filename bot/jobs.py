@@ -1,0 +1,27 @@
+"""Housekeeping the application runs now and then, whatever framework receives updates."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    name: str
+    every: float  # seconds between runs; the first run comes one period after start
+    run: Callable[[], Awaitable[object]]
+
+
+async def run_every(seconds: float, job: Callable[[], Awaitable[object]], name: str) -> None:
+    """Run `job` every `seconds`; a failure is logged and waits for the next round."""
+    while True:
+        await asyncio.sleep(seconds)
+        try:
+            await job()
+        except Exception as exc:
+            log.warning("housekeeping %r failed: %s", name, type(exc).__name__)
