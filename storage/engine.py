@@ -35,10 +35,12 @@ def redact_url(url: str) -> str:
 
 def create_engine(url: str) -> AsyncEngine:
     parsed = make_url(url)
+    # Statement parameters are personal data (names, ids, blind indexes): keep them out of the
+    # text of database errors, which end up in logs.
     if parsed.get_backend_name() != "sqlite":
-        return create_async_engine(url, pool_pre_ping=True)
+        return create_async_engine(url, pool_pre_ping=True, hide_parameters=True)
     # A busy timeout instead of instant "database is locked" when two updates write at once.
-    engine = create_async_engine(url, connect_args={"timeout": 15})
+    engine = create_async_engine(url, connect_args={"timeout": 15}, hide_parameters=True)
 
     @event.listens_for(engine.sync_engine, "connect")
     def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
