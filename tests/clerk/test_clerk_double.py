@@ -95,7 +95,7 @@ async def test_python_api(double: ClerkDouble) -> None:
     reserved = double.find_user("+12015550100")
     assert reserved is not None and reserved["phone_numbers"][0]["reserved"]
     with pytest.raises(ValueError):
-        double.require_fields("password")
+        double.require_fields("middle_name")
 
 
 async def test_browser_mode_is_not_served() -> None:
@@ -103,3 +103,36 @@ async def test_browser_mode_is_not_served() -> None:
         answer = await http.post(f"{double.fapi_url}/v1/client/sign_ins", data={"identifier": "x"})
         assert answer.status_code == 401
         assert answer.json()["errors"][0]["code"] == "dev_browser_unauthenticated"
+
+
+async def test_a_second_attempt_on_a_finished_sign_in_is_already_verified(
+    double: ClerkDouble, http: httpx.AsyncClient
+) -> None:
+    double.create_user(email="ada+clerk_test@example.com")
+    base = f"{double.fapi_url}/v1/client/sign_ins"
+    created = await http.post(
+        base, params=NATIVE, data={"identifier": "ada+clerk_test@example.com"}
+    )
+    token = {"Authorization": created.headers["Authorization"]}
+    sign_in = created.json()["response"]
+    factor = sign_in["supported_first_factors"][0]
+    form = {"strategy": "email_code", "email_address_id": factor["email_address_id"]}
+    url = f"{base}/{sign_in['id']}"
+    await http.post(f"{url}/prepare_first_factor", params=NATIVE, data=form, headers=token)
+    attempt = {"strategy": "email_code", "code": TEST_CODE}
+    first = await http.post(
+        f"{url}/attempt_first_factor", params=NATIVE, data=attempt, headers=token
+    )
+    assert first.json()["response"]["status"] == "complete"
+
+    second = await http.post(
+        f"{url}/attempt_first_factor", params=NATIVE, data=attempt, headers=token
+    )
+    assert second.status_code == 400
+    assert second.json()["errors"][0]["code"] == "verification_already_verified"
+    read = await http.get(url, params=NATIVE, headers=token)
+    assert read.json()["response"]["status"] == "complete"
+    assert (
+        read.json()["response"]["created_session_id"]
+        == first.json()["response"]["created_session_id"]
+    )

@@ -14,10 +14,11 @@ from bot.auth.base import (
     CodeExpired,
     InvalidIdentifier,
     RateLimited,
+    Refused,
     TooManyAttempts,
     WrongCode,
 )
-from bot.auth.clerk import NOT_FOUND, TAKEN
+from bot.auth.clerk import BLOCKED, NOT_FOUND, REQUIREMENTS, SIGN_UP_CLOSED, TAKEN
 from bot.auth.clerk.errors import ClerkAPIError, parse_retry_after, to_auth_error
 from bot.identifiers import Identifier, Reason
 
@@ -103,6 +104,42 @@ def test_user_locked_is_too_many_attempts_until_the_lockout_ends(operator_line: 
     error = mapped(clerk_error(403, "user_locked", meta={"lockout_expires_in_seconds": 3600}))
     assert isinstance(error, TooManyAttempts) and error.retry_at == NOW + timedelta(hours=1)
     operator_line()
+
+
+def test_user_locked_for_good_is_a_lasting_refusal(operator_line: Line) -> None:
+    # Clerk: "A null value for a locked user indicates that lockout never expires."
+    error = mapped(clerk_error(403, "user_locked"))
+    assert isinstance(error, Refused) and error.reason == BLOCKED
+    assert "Clerk Dashboard" in operator_line().getMessage()
+
+
+@pytest.mark.parametrize("code", ["user_banned", "user_deactivated"])
+def test_a_banned_or_deactivated_user_is_a_lasting_refusal(code: str, operator_line: Line) -> None:
+    error = mapped(clerk_error(403, code))
+    assert isinstance(error, Refused) and error.reason == BLOCKED
+    assert code in operator_line().getMessage()
+
+
+def test_legal_consent_the_chat_cannot_give_is_a_lasting_refusal(operator_line: Line) -> None:
+    error = mapped(clerk_error(422, "legal_not_accepted", meta={"param_name": "legal_accepted"}))
+    assert isinstance(error, Refused) and error.reason == REQUIREMENTS
+    record = operator_line()
+    assert record.levelno == logging.ERROR and "Clerk Dashboard" in record.getMessage()
+
+
+def test_user_data_missing_is_a_lasting_refusal_naming_the_fields(operator_line: Line) -> None:
+    meta = {"param_names": ["password", "legal_accepted"]}
+    error = mapped(clerk_error(422, "form_data_missing", meta=meta))
+    assert isinstance(error, Refused) and error.reason == REQUIREMENTS
+    message = operator_line().getMessage()
+    assert "password, legal_accepted" in message and "optional in the Clerk Dashboard" in message
+
+
+@pytest.mark.parametrize("code", ["sign_up_mode_restricted", "sign_up_restricted_waitlist"])
+def test_closed_sign_ups_are_a_lasting_refusal(code: str, operator_line: Line) -> None:
+    error = mapped(clerk_error(403, code))
+    assert isinstance(error, Refused) and error.reason == SIGN_UP_CLOSED
+    assert "Clerk Dashboard" in operator_line().getMessage()
 
 
 def test_form_identifier_not_found_is_an_invalid_identifier(operator_line: Line) -> None:

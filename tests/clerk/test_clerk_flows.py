@@ -5,6 +5,7 @@ database, so nothing works only because an object stayed in memory."""
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 from datetime import UTC, datetime, timedelta
 from itertools import pairwise
@@ -407,3 +408,37 @@ async def test_bapi_sweeps_abandoned_sign_ups(
 
     assert double.find_user(TEST_PHONE) is None
     assert double.user(finished.auth_user_id) is not None
+
+
+@pytest.mark.parametrize("mode", ["bapi"])
+async def test_bapi_asks_for_the_names_clerk_requires(
+    mode: str, double: ClerkDouble, backend: ClerkBackend, person: Person
+) -> None:
+    double.require_fields("last_name", "first_name")
+    challenge = await backend.start(TEST_EMAIL, person.requester)
+
+    # Clerk named what it requires by refusing the user; the user was then made without them.
+    refused, created = double.calls("CreateUser")
+    [error] = refused.json()["errors"]
+    assert (refused.status, error["code"]) == (422, "form_data_missing")
+    assert sorted(error["meta"]["param_names"]) == ["first_name", "last_name"]
+    assert json.loads(created.body)["skip_user_requirement"] is True
+    assert created.status == 200
+
+    with pytest.raises(NeedsMoreFields) as asked:
+        await backend.verify(stored(challenge), TEST_CODE, person.requester)
+    assert asked.value.fields == ("first_name", "last_name")
+
+    with pytest.raises(NeedsMoreFields) as still:
+        await backend.complete(
+            stored(asked.value.challenge), {"first_name": "Ada"}, person.requester
+        )
+    assert still.value.fields == ("last_name",)
+    identity = await backend.complete(
+        stored(still.value.challenge), {"last_name": "Lovelace"}, person.requester
+    )
+
+    user = double.user(identity.auth_user_id)
+    assert user is not None and identity.created
+    assert (user["first_name"], user["last_name"]) == ("Ada", "Lovelace")
+    assert set(user["private_metadata"]) == {"telegram"}

@@ -6,13 +6,25 @@ out. `fapi.py` and `bapi.py` hold the two modes; `pace.py` the pacing under Cler
 """
 
 from bot.auth.clerk.backend import ClerkBackend
-from bot.auth.clerk.errors import NOT_ALLOWED, NOT_FOUND, TAKEN
+from bot.auth.clerk.errors import (
+    BLOCKED,
+    MFA_REQUIRED,
+    NOT_ALLOWED,
+    NOT_FOUND,
+    REQUIREMENTS,
+    SIGN_UP_CLOSED,
+    TAKEN,
+)
 from bot.auth.clerk.keys import InvalidPublishableKey, fapi_host, fapi_url
 from bot.auth.clerk.pace import InMemoryPacer, PaceLimit, Pacer, clerk_limits
 
 __all__ = [
+    "BLOCKED",
+    "MFA_REQUIRED",
     "NOT_ALLOWED",
     "NOT_FOUND",
+    "REQUIREMENTS",
+    "SIGN_UP_CLOSED",
     "TAKEN",
     "ClerkBackend",
     "InMemoryPacer",

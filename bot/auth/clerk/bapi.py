@@ -11,10 +11,18 @@ can claim it. Only a right code verifies it. The account carries a marker in its
 metadata until the sign-up is finished; accounts whose sign-up was abandoned are deleted (when
 their code is failed too often, and by `sweep_abandoned` after `abandon_after`).
 
-Clerk's user settings can require a first or last name, or a username, at creation; the
-chat asks for those only after the code. The user is then created with
-`skip_user_requirement` (the option Clerk documents for creating users with minimal data and
-asking for the required fields later), and the fields Clerk named go into the challenge.
+Clerk's user settings can require a first or last name, or a username, at creation: Clerk
+then refuses the user with `form_data_missing`, naming them (`meta.param_names`). The chat asks
+for those only after the code, so the user is created again with `skip_user_requirement` (the
+option Clerk documents for creating users with minimal data and asking for the required fields
+later), and the names go into the challenge; `complete` writes them to the user. A requirement
+the chat cannot meet (a phone number when signing up by email, legal consent) is a lasting
+refusal before any code is sent. So is an account that is banned or locked for good, or that
+signs in with a second factor: Clerk would ask for it, so one code here must not do instead.
+
+An answer can be lost after Clerk acted on it (a crash before the link is stored). Typed again,
+the code is refused as already verified; the identifier is then read back from the user, and
+if it is verified, the sign-in finishes from there.
 """
 
 from __future__ import annotations
@@ -32,12 +40,23 @@ from bot.auth.base import (
     InvalidIdentifier,
     LinkRef,
     NeedsMoreFields,
+    Refused,
     Requester,
     TooManyAttempts,
     WrongCode,
 )
 from bot.auth.clerk.backend_api import BackendAPI
-from bot.auth.clerk.errors import TAKEN, ClerkAPIError, describe, to_auth_error
+from bot.auth.clerk.errors import (
+    BLOCKED,
+    MFA_HINT,
+    MFA_REQUIRED,
+    TAKEN,
+    UNLOCK_HINT,
+    ClerkAPIError,
+    describe,
+    refuse_requirements,
+    to_auth_error,
+)
 from bot.auth.clerk.flow import FIELDS, Verified, digits, expiry, new_challenge
 from bot.identifiers import Identifier, IdentifierKind
 
@@ -50,8 +69,6 @@ SWEEP_LOOKBACK = timedelta(days=7)
 
 _IDENTIFICATIONS: dict[IdentifierKind, str] = {"email": "email_addresses", "phone": "phone_numbers"}
 _VALUE: dict[IdentifierKind, str] = {"email": "email_address", "phone": "phone_number"}
-# Errors that mean "this field is required" when creating a user.
-_MISSING = frozenset({"form_param_missing", "form_param_nil"})
 _PAGE = 100
 
 
@@ -121,9 +138,10 @@ class BapiFlow:
                 # Its sign-up was abandoned and deleted (or the code replaced): a new code, then.
                 log.info("%s", describe(err, identifier))
                 raise CodeExpired() from None
-            # Sent again after an answer that got lost: the code was right the first time.
             if err.code != "verification_already_verified":
                 raise self._error(err, identifier) from None
+            # Sent again after an answer that got lost: what Clerk holds now decides.
+            await self._read_back(challenge, err)
             verification, status = {}, "verified"
         if status == "verified":
             state["proven"] = True
@@ -215,6 +233,7 @@ class BapiFlow:
             # Someone else's unproven address: proving it here must not hand over their account.
             log.info("clerk users.list: %s is held unverified", identifier.masked)
             raise InvalidIdentifier(TAKEN)
+        self._check_can_sign_in(user, identifier)
         marker = _pending(user)
         missing = tuple(marker.get("missing") or ()) if marker is not None else ()
         return user, identification, marker is not None, missing
@@ -245,6 +264,11 @@ class BapiFlow:
             required = _required(err)
             if required is None:
                 raise
+            unmet = [name for name in required if name not in FIELDS]
+            if unmet:
+                raise refuse_requirements(
+                    unmet, f"clerk users.create for {identifier.masked}"
+                ) from None
             missing = tuple(name for name in FIELDS if name in required)
             marker["missing"] = list(missing)
             body["skip_user_requirement"] = True
@@ -253,6 +277,50 @@ class BapiFlow:
         if identification is None:
             raise ClerkAPIError("users.create", 200)
         return user, identification, True, missing
+
+    def _check_can_sign_in(self, user: Mapping[str, Any], identifier: Identifier) -> None:
+        """Refuse, before any code, an account Clerk would not let sign in with one code."""
+        if user.get("banned"):
+            log.warning("clerk users.list: the account of %s is banned", identifier.masked)
+            raise Refused(BLOCKED)
+        if user.get("two_factor_enabled"):
+            # Its owner asked for two steps; one code in a chat must not stand in for both.
+            log.error(
+                "clerk users.list: the account of %s signs in with a second factor, which a "
+                "chat cannot ask for; %s",
+                identifier.masked,
+                MFA_HINT,
+            )
+            raise Refused(MFA_REQUIRED)
+        if not user.get("locked"):
+            return
+        seconds = user.get("lockout_expires_in_seconds")
+        if isinstance(seconds, int | float):
+            log.info("clerk users.list: the account of %s is locked for now", identifier.masked)
+            raise TooManyAttempts(retry_at=self._clock() + timedelta(seconds=seconds))
+        # "A null value for a locked user indicates that lockout never expires."
+        log.warning(
+            "clerk users.list: the account of %s is locked; %s", identifier.masked, UNLOCK_HINT
+        )
+        raise Refused(BLOCKED)
+
+    async def _read_back(self, challenge: Challenge, refusal: ClerkAPIError) -> None:
+        """After "already verified": make sure the identifier is verified on the user now, and
+        see which of the fields sign-up asked for it has since."""
+        state = challenge.state
+        try:
+            user = await self._api.get_user(state["user_id"])
+        except ClerkAPIError as err:
+            raise self._error(err, challenge.identifier) from None
+        if user is None:
+            raise CodeExpired()  # the account went (a sweep): a new code starts again
+        if not _usable(_identification(user, challenge.identifier), verified_only=True):
+            raise self._error(refusal, challenge.identifier)
+        log.info(
+            "clerk attempt_verification: a right code went through before, for %s; finishing it",
+            challenge.identifier.masked,
+        )
+        state["missing"] = [name for name in state["missing"] if not user.get(name)]
 
     async def _discard(self, user_id: str) -> None:
         """Delete an account whose sign-up failed, unless it has been used since."""
@@ -322,17 +390,15 @@ def _abandoned(user: Mapping[str, Any]) -> bool:
     return _pending(user) is not None and user.get("last_sign_in_at") is None
 
 
-def _required(err: ClerkAPIError) -> set[str] | None:
-    """The fields a failed user creation says are required, if that is all it says."""
-    if err.status != 422 or not err.errors:
+def _required(err: ClerkAPIError) -> list[str] | None:
+    """What a refused user creation says the instance requires, if that is why it was refused:
+    `form_data_missing` with the names in `meta.param_names`."""
+    if err.code != "form_data_missing":
         return None
-    names = set()
-    for item in err.errors:
-        name = item.meta.get("param_name")
-        if item.code not in _MISSING or not isinstance(name, str):
-            return None
-        names.add(name)
-    return names
+    names = err.errors[0].meta.get("param_names")
+    if not isinstance(names, list) or not names:
+        return None
+    return [name for name in names if isinstance(name, str)]
 
 
 def _ms(when: datetime) -> int:

@@ -9,7 +9,7 @@ logged: some of them quote the email address or phone number they are about.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
@@ -21,6 +21,7 @@ from bot.auth.base import (
     CodeExpired,
     InvalidIdentifier,
     RateLimited,
+    Refused,
     TooManyAttempts,
     WrongCode,
 )
@@ -33,6 +34,12 @@ NOT_FOUND = "not_found"  # no account has this identifier (where signing up is n
 TAKEN = "taken"  # another account holds it (or holds it unverified, so it can't prove it)
 NOT_ALLOWED = "not_allowed"  # the instance blocks it (allowlist, blocked country, subaddress)
 
+# Refused reasons: lasting answers, which asking again will not change.
+MFA_REQUIRED = "mfa_required"  # the account signs in with a second factor too
+REQUIREMENTS = "requirements"  # sign-up wants what a chat cannot give (password, consent, …)
+BLOCKED = "blocked"  # the account is banned, deactivated, or locked until someone unlocks it
+SIGN_UP_CLOSED = "sign_up_closed"  # new accounts by invitation (or waitlist) only
+
 # How long to suggest waiting when Clerk fails without saying; short, as most outages are.
 DEFAULT_RETRY_AFTER = 5.0
 # Clerk's own words for a resend that comes too soon: "wait at least 30 seconds".
@@ -44,6 +51,30 @@ _RATE_LIMITED = frozenset(
     {"too_many_requests", "verification_code_too_many_requests", "signup_rate_limit_exceeded"}
 )
 _NOT_ALLOWED = frozenset({"not_allowed_access", "unsupported_country_code"})
+# Lasting refusals: the reason, and what the operator could change (None: nothing to change).
+_REFUSED: dict[str, tuple[str, str | None]] = {
+    "user_banned": (BLOCKED, "lift the ban in the Clerk Dashboard (Users) if it is a mistake"),
+    "user_deactivated": (BLOCKED, None),
+    "legal_not_accepted": (
+        REQUIREMENTS,
+        "Passgram cannot collect consent to legal documents; turn off the legal consent "
+        "requirement in the Clerk Dashboard (Legal)",
+    ),
+    "sign_up_mode_restricted": (
+        SIGN_UP_CLOSED,
+        "sign-ups are restricted; invite the person, or set the sign-up mode to public in "
+        "the Clerk Dashboard (Restrictions)",
+    ),
+    "sign_up_restricted_waitlist": (
+        SIGN_UP_CLOSED,
+        "sign-ups go through the waitlist; invite the person from the Clerk Dashboard (Waitlist)",
+    ),
+}
+UNLOCK_HINT = "an administrator can unlock the account in the Clerk Dashboard (Users)"
+MFA_HINT = (
+    "if such accounts should sign in here, do not require multi-factor in the Clerk Dashboard "
+    "(Multi-factor), and the person can turn their second factor off in their account"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,6 +190,9 @@ def to_auth_error(
     """The typed error the conversation answers, for a Clerk error; logs the operator's line."""
     code = err.code
     if err.status < 500 and code is not None:
+        refused = _refused(err, code, identifier)
+        if refused is not None:
+            return refused
         known = _known(err, code, identifier, now, tries_left)
         if known is not None:
             log.info("%s", describe(err, identifier))
@@ -180,6 +214,47 @@ def to_auth_error(
     )
 
 
+def refuse_requirements(names: Sequence[str], where: str) -> Refused:
+    """Sign-up wants what a chat cannot ask for: the operator's line says which, and where
+    that is set; `where` is the call and whose (masked) it was."""
+    log.error(
+        "%s: Clerk requires %s at sign-up, which Passgram cannot ask for; make them optional "
+        "in the Clerk Dashboard (User & authentication)",
+        where,
+        ", ".join(names) or "something it did not name",
+    )
+    return Refused(REQUIREMENTS)
+
+
+def _refused(err: ClerkAPIError, code: str, identifier: Identifier | None) -> Refused | None:
+    if code == "form_data_missing":
+        names = err.errors[0].meta.get("param_names")
+        named = [n for n in names if isinstance(n, str)] if isinstance(names, list) else []
+        return refuse_requirements(named, describe(err, identifier))
+    if code == "user_locked" and _lockout_seconds(err) is None:
+        # No end given: locked until someone unlocks it.
+        log.warning("%s: %s", describe(err, identifier), UNLOCK_HINT)
+        return Refused(BLOCKED)
+    if code not in _REFUSED:
+        return None
+    reason, hint = _REFUSED[code]
+    if hint is None:
+        log.warning("%s", describe(err, identifier))
+    else:
+        log.log(
+            logging.ERROR if reason == REQUIREMENTS else logging.WARNING,
+            "%s: %s",
+            describe(err, identifier),
+            hint,
+        )
+    return Refused(reason)
+
+
+def _lockout_seconds(err: ClerkAPIError) -> float | None:
+    seconds = err.errors[0].meta.get("lockout_expires_in_seconds")
+    return float(seconds) if isinstance(seconds, int | float) else None
+
+
 def _known(
     err: ClerkAPIError,
     code: str,
@@ -196,10 +271,9 @@ def _known(
         # The code is spent, not the person: Clerk lets them ask for a new one straight away.
         return TooManyAttempts(retry_at=now)
     if code == "user_locked":
-        seconds = err.errors[0].meta.get("lockout_expires_in_seconds")
-        if isinstance(seconds, int | float):
-            return TooManyAttempts(retry_at=now + timedelta(seconds=seconds))
-        return TooManyAttempts(retry_at=None)
+        seconds = _lockout_seconds(err)
+        assert seconds is not None  # locked for good is a refusal, see _refused
+        return TooManyAttempts(retry_at=now + timedelta(seconds=seconds))
     if code == "form_identifier_not_found":
         return InvalidIdentifier(NOT_FOUND)
     if code == "form_identifier_exists":

@@ -10,6 +10,11 @@ answers `complete`, the new session is touched, as `setActive` does in Clerk's o
 Native mode: every request carries `_is_native=1` and, once Clerk has handed one out in the
 `Authorization` response header, the client token, sent back exactly as received. The token
 lives in the challenge's state and then in the link's, both encrypted at rest by the caller.
+
+An answer can be lost after Clerk acted on it (a crash before the link is stored). Typed again,
+the code is refused as already used; the sign-in or sign-up is then read back from the same
+client, and if Clerk has it complete, it is finished from there. Only this person's client
+(its token is in their own challenge) can have completed it.
 """
 
 from __future__ import annotations
@@ -25,11 +30,20 @@ from bot.auth.base import (
     Challenge,
     LinkRef,
     NeedsMoreFields,
+    Refused,
     Requester,
     UnsupportedIdentifier,
 )
 from bot.auth.clerk.backend_api import BackendAPI
-from bot.auth.clerk.errors import WRONG_CODE, ClerkAPIError, describe, to_auth_error
+from bot.auth.clerk.errors import (
+    MFA_HINT,
+    MFA_REQUIRED,
+    WRONG_CODE,
+    ClerkAPIError,
+    describe,
+    refuse_requirements,
+    to_auth_error,
+)
 from bot.auth.clerk.flow import FIELDS, STRATEGY, Verified, digits, expiry, new_challenge
 from bot.auth.clerk.pace import (
     FAPI,
@@ -46,6 +60,17 @@ log = logging.getLogger("bot.auth.clerk")
 # The sign-up parameter, and the sign-in factor's id field, for each kind of identifier.
 _SIGN_UP_PARAM: dict[IdentifierKind, str] = {"email": "email_address", "phone": "phone_number"}
 _FACTOR_ID: dict[IdentifierKind, str] = {"email": "email_address_id", "phone": "phone_number_id"}
+# Refusals of a second try at something Clerk already did: the code was right the first time
+# (the error Clerk documents for exactly that), or the client has moved on past it. Which one
+# Clerk answers to a repeated attempt is not documented, so each leads to reading it back.
+_ALREADY_DONE = frozenset(
+    {
+        "verification_already_verified",
+        "client_state_invalid",
+        "session_exists",
+        "identifier_already_signed_in",
+    }
+)
 
 
 class _NativeClient:
@@ -147,6 +172,8 @@ class FapiFlow:
         try:
             body = reply.json()
         except ClerkAPIError as err:
+            if err.code in _ALREADY_DONE and (done := await self._read_back(challenge, client)):
+                return await self._settle(challenge, client, done)
             tries_left = self._tries_left(err, challenge) if err.code in WRONG_CODE else None
             raise to_auth_error(
                 err, identifier=challenge.identifier, now=self._clock(), tries_left=tries_left
@@ -174,6 +201,8 @@ class FapiFlow:
                 # Taken, or not in a shape Clerk accepts: that field has to be asked again.
                 log.info("%s", describe(err, challenge.identifier))
                 raise NeedsMoreFields((err.param,), challenge) from None
+            if err.code in _ALREADY_DONE and (done := await self._read_back(challenge, client)):
+                return await self._settle(challenge, client, done)
             raise self._error(err, challenge.identifier) from None
         return await self._settle(challenge, client, body)
 
@@ -274,6 +303,10 @@ class FapiFlow:
         )
         try:
             sign_up = reply.json()["response"]
+            unmet = [n for n in sign_up.get("missing_fields") or () if n not in FIELDS]
+            if unmet:
+                # Known before any code is sent: nobody waits for one that leads nowhere.
+                raise refuse_requirements(unmet, f"clerk sign_up.create for {identifier.masked}")
             body = await self._prepare_sign_up(client, identifier, sign_up["id"])
         except ClerkAPIError as err:
             if err.code == "form_identifier_exists":
@@ -332,26 +365,68 @@ class FapiFlow:
                 session_id=session_id if isinstance(session_id, str) else None,
                 state={"mode": "fapi", "client_token": client.token},
             )
-        if challenge.state["flow"] == "sign_up" and status == "missing_requirements":
+        flow = challenge.state["flow"]
+        if flow == "sign_up" and status == "missing_requirements":
             missing = tuple(attempt.get("missing_fields") or ())
             unverified = attempt.get("unverified_fields") or ()
             if missing and set(missing) <= set(FIELDS) and not unverified:
                 challenge.state["client_token"] = client.token
                 raise NeedsMoreFields(missing, challenge)
+            where = f"clerk sign_up for {challenge.identifier.masked}"
+            raise refuse_requirements([*missing, *unverified], where)
+        if status == "needs_second_factor":
             log.error(
-                "clerk sign_up: Clerk wants %s, which Passgram cannot ask for; make them "
-                "optional in the Clerk Dashboard (User & authentication)",
-                ", ".join([*missing, *unverified]) or "something it did not name",
-            )
-        else:
-            log.error(
-                "clerk %s: status %s after a right code, for %s; Passgram signs in with one "
-                "factor only (turn off multi-factor for these users, or use CLERK_MODE=bapi)",
-                challenge.state["flow"],
-                status,
+                "clerk sign_in: the account of %s signs in with a second factor, which a chat "
+                "cannot ask for; %s",
                 challenge.identifier.masked,
+                MFA_HINT,
             )
-        raise BackendUnavailable(f"clerk: {challenge.state['flow']} ended at {status}")
+            raise Refused(MFA_REQUIRED)
+        log.error(
+            "clerk %s: status %s after a right code, for %s",
+            flow,
+            status,
+            challenge.identifier.masked,
+        )
+        raise BackendUnavailable(f"clerk: {flow} ended at {status}")
+
+    async def _read_back(
+        self, challenge: Challenge, client: _NativeClient
+    ) -> dict[str, Any] | None:
+        """The sign-in or sign-up as Clerk has it now, if a right code has gone through it."""
+        flow, attempt_id = challenge.state["flow"], challenge.state["attempt_id"]
+        noun = "sign_ins" if flow == "sign_in" else "sign_ups"
+        try:
+            reply = await client.call(
+                "GET", f"/v1/client/{noun}/{attempt_id}", operation=f"{flow}.get"
+            )
+            body = reply.json()
+        except (ClerkAPIError, BackendUnavailable) as err:
+            log.info(
+                "clerk %s.get: could not read it back for %s: %s",
+                flow,
+                challenge.identifier.masked,
+                err,
+            )
+            return None
+        challenge.state["client_token"] = client.token
+        attempt = body["response"]
+        status = attempt.get("status")
+        if flow == "sign_in":
+            # Past its first factor: complete, or waiting for a second one.
+            done = status in ("complete", "needs_second_factor")
+        else:
+            # The identifier proven: complete, or waiting only for fields.
+            unverified = attempt.get("unverified_fields") or ()
+            done = status == "complete" or (status == "missing_requirements" and not unverified)
+        if not done:
+            return None
+        log.info(
+            "clerk %s: a right code went through before, for %s; finishing it",
+            flow,
+            challenge.identifier.masked,
+        )
+        return body
 
     async def _touch(self, client: _NativeClient, session_id: str, identifier: Identifier) -> None:
         """Make the new session the client's active one, as setActive does.

@@ -116,16 +116,33 @@ class BackendAPI:
             identifiers += [
                 (kind, value, status) for value, status in zip(values, statuses, strict=True)
             ]
-        if not identifiers and not body.get("skip_user_requirement"):
-            raise ClerkFail(422, "form_param_missing", param="email_address")
         fields = {name: body.get(name) for name in FIELDS}
-        if not body.get("skip_user_requirement"):
-            missing = [
-                name for name in FIELDS if name in self.inst.required_fields and not fields[name]
-            ]
-            if missing:
-                fails = tuple(ClerkFail(422, "form_param_missing", param=name) for name in missing)
-                raise ClerkFail(422, "form_param_missing", param=missing[0], others=fails[1:])
+        missing = self.inst.unmet_requirements(
+            fields,
+            [kind for kind, _, _ in identifiers],
+            password=bool(body.get("password") or body.get("skip_password_requirement")),
+            # How BAPI refuses a user without the legal consent an instance requires is not
+            # documented; the double names it with the rest (skip_legal_checks waives it).
+            legal_accepted=bool(body.get("legal_accepted_at") or body.get("skip_legal_checks")),
+        )
+        if body.get("skip_user_requirement"):
+            # "Identification types are not enforced", nor the rest of the user model: it is
+            # the option for creating a user with minimal data and asking for the rest later.
+            # Some way to sign in is still needed.
+            missing = [name for name in missing if name in ("password", "legal_accepted")]
+            if not identifiers:
+                missing.append("email_address")
+        if missing:
+            # Clerk answers one error for all of them, e.g. `["first_name" "username"] data
+            # doesn't match user requirements set for this instance`.
+            quoted = " ".join(f'"{name}"' for name in missing)
+            raise ClerkFail(
+                422,
+                "form_data_missing",
+                long_message=f"[{quoted}] data doesn't match user requirements set for this "
+                "instance",
+                param_names=missing,
+            )
         user = self.inst.create_user(
             identifiers,
             fields=fields,

@@ -28,6 +28,7 @@ class FrontendAPI:
         return [
             web.get(base, self.get_client, name="getClient"),
             web.post(f"{base}/sign_ins", self.create_sign_in, name="createSignIn"),
+            web.get(f"{base}/sign_ins/{{sign_in_id}}", self.get_sign_in, name="getSignIn"),
             web.post(
                 f"{base}/sign_ins/{{sign_in_id}}/prepare_first_factor",
                 self.prepare_first_factor,
@@ -39,6 +40,7 @@ class FrontendAPI:
                 name="attemptSignInFactorOne",
             ),
             web.post(f"{base}/sign_ups", self.create_sign_up, name="createSignUps"),
+            web.get(f"{base}/sign_ups/{{sign_up_id}}", self.get_sign_up, name="getSignUps"),
             web.patch(f"{base}/sign_ups/{{sign_up_id}}", self.update_sign_up, name="updateSignUps"),
             web.post(
                 f"{base}/sign_ups/{{sign_up_id}}/prepare_verification",
@@ -66,6 +68,11 @@ class FrontendAPI:
         sign_in = self.inst.create_sign_in(client, identifier)
         return self._answer(client, render.sign_in_attempt(self.inst, sign_in))
 
+    async def get_sign_in(self, request: web.Request) -> web.Response:
+        client, _ = await self._context(request, create=False)
+        sign_in = self.inst.client_sign_in(client, request.match_info["sign_in_id"])
+        return self._answer(client, render.sign_in_attempt(self.inst, sign_in))
+
     async def prepare_first_factor(self, request: web.Request) -> web.Response:
         client, form = await self._context(request, create=False)
         sign_in = self.inst.client_sign_in(client, request.match_info["sign_in_id"])
@@ -86,6 +93,11 @@ class FrontendAPI:
     async def create_sign_up(self, request: web.Request) -> web.Response:
         client, form = await self._context(request, create=True)
         sign_up = self.inst.create_sign_up(client, form)
+        return self._answer(client, render.sign_up_attempt(self.inst, sign_up))
+
+    async def get_sign_up(self, request: web.Request) -> web.Response:
+        client, _ = await self._context(request, create=False)
+        sign_up = self.inst.client_sign_up(client, request.match_info["sign_up_id"])
         return self._answer(client, render.sign_up_attempt(self.inst, sign_up))
 
     async def update_sign_up(self, request: web.Request) -> web.Response:

@@ -25,6 +25,8 @@ _E164 = re.compile(r"\+[1-9][0-9]{6,14}")
 _EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 FIELDS = ("first_name", "last_name", "username")
 PARAM: dict[Kind, str] = {"email": "email_address", "phone": "phone_number"}
+# What an instance's settings can require of a new user (Dashboard → User & authentication).
+REQUIREMENTS = (*FIELDS, "email_address", "phone_number", "password", "legal_accepted")
 STRATEGY: dict[Kind, str] = {"email": "email_code", "phone": "phone_code"}
 
 _DAY_MS = 86_400_000
@@ -46,6 +48,22 @@ _MESSAGES = {
     "verification_already_verified": (
         "already verified",
         "This verification has already been verified.",
+    ),
+    "form_data_missing": (
+        "missing data",
+        "Supplied data doesn't match user requirements set for this instance",
+    ),
+    "user_banned": (
+        "User banned",
+        "You have been banned. If you think this was by mistake, please contact support.",
+    ),
+    "user_locked": (
+        "Account locked",
+        "Your account is locked. For more information, please contact support.",
+    ),
+    "sign_up_mode_restricted": (
+        "Sign-ups restricted",
+        "Sign-ups are restricted to invited or allowed users for this application.",
     ),
     "verification_code_too_many_requests": (
         "Too many requests",
@@ -98,20 +116,21 @@ class ClerkFail(Exception):
         *,
         param: str | None = None,
         retry_after: int | None = None,
-        others: tuple[ClerkFail, ...] = (),
+        long_message: str | None = None,
         **meta: Any,
     ) -> None:
         super().__init__(code)
         self.status = status
         self.code = code
         self.retry_after = retry_after
-        self.others = others  # Clerk lists every failed field, one error each
+        self.long_message = long_message  # where Clerk's message names what it is about
         self.meta = {**({"param_name": param} if param else {}), **meta}
 
     def items(self) -> list[dict[str, Any]]:
         short, long = _MESSAGES.get(self.code, ("Error", "Something went wrong."))
+        long = self.long_message or long
         first = {"message": short, "long_message": long, "code": self.code, "meta": self.meta}
-        return [first, *(item for other in self.others for item in other.items())]
+        return [first]
 
 
 class Clock:
@@ -193,6 +212,10 @@ class User:
     unsafe_metadata: dict[str, Any] = field(default_factory=dict)
     last_sign_in_at: int | None = None
     last_active_at: int | None = None
+    banned: bool = False
+    locked: bool = False
+    lockout_expire_at: int | None = None  # ms; None while locked: until an admin unlocks
+    second_factor: bool = False  # an authenticator app (TOTP) enrolled
 
 
 @dataclass
@@ -286,6 +309,7 @@ class Instance:
         self.resend_cooldown = resend_cooldown
         self.required_fields = set(required_fields)
         self.native_api = native_api
+        self.sign_up_mode = "public"  # or "restricted": sign-ups by invitation only
         self.users: dict[str, User] = {}
         self.identifications: dict[str, Identification] = {}
         self.sessions: dict[str, Session] = {}
@@ -319,6 +343,44 @@ class Instance:
         if user is None:
             raise ClerkFail(404, "resource_not_found")
         return user
+
+    def lockout_left(self, user: User) -> int | None:
+        """Seconds until a timed lockout ends (0 once it has); None for no end."""
+        if user.lockout_expire_at is None:
+            return None
+        return max(0, -(-(user.lockout_expire_at - self.clock.ms()) // 1000))
+
+    def is_locked(self, user: User) -> bool:
+        return user.locked and self.lockout_left(user) != 0
+
+    def check_can_sign_in(self, user: User) -> None:
+        if user.banned:
+            raise ClerkFail(403, "user_banned")
+        if self.is_locked(user):
+            left = self.lockout_left(user)
+            if left is None:
+                raise ClerkFail(403, "user_locked")
+            raise ClerkFail(403, "user_locked", lockout_expires_in_seconds=left)
+
+    def unmet_requirements(
+        self,
+        fields: Mapping[str, Any],
+        kinds: Iterable[Kind],
+        *,
+        password: bool = False,
+        legal_accepted: bool = False,
+    ) -> list[str]:
+        """What the instance's settings require of a new user that it would not have."""
+        given = {PARAM[kind] for kind in kinds}
+        have = {name for name in FIELDS if fields.get(name)} | given
+        if password:
+            have.add("password")
+        if legal_accepted:
+            have.add("legal_accepted")
+        missing = [name for name in REQUIREMENTS if name in self.required_fields - have]
+        if not given and "email_address" not in missing and "phone_number" not in missing:
+            missing.append("email_address")  # a user needs some way to sign in
+        return missing
 
     # -- codes ------------------------------------------------------------------------------
 
@@ -513,6 +575,7 @@ class Instance:
         # Unverified identifiers can't sign in; reserved ones can (that's what reserved means).
         if item is None or item.user_id is None or item.status == "unverified":
             raise ClerkFail(422, "form_identifier_not_found", param="identifier")
+        self.check_can_sign_in(self.users[item.user_id])
         sign_in = SignIn(
             id=new_id("sia"),
             client_id=client.id,
@@ -526,9 +589,12 @@ class Instance:
 
     def client_sign_in(self, client: Client, sign_in_id: str) -> SignIn:
         sign_in = self.sign_ins.get(sign_in_id)
-        if sign_in is None or sign_in.client_id != client.id:
+        if sign_in is None or sign_in.client_id != client.id or self._gone(sign_in.abandon_at):
             raise ClerkFail(404, "resource_not_found", param="sign_in_id")
         return sign_in
+
+    def _gone(self, abandon_at: int) -> bool:
+        return self.clock.ms() > abandon_at
 
     def first_factors(self, sign_in: SignIn) -> list[Identification]:
         user = self.users[sign_in.user_id]
@@ -544,16 +610,25 @@ class Instance:
         sign_in.verification = self.send_code(item.kind, item.value)
 
     def attempt_first_factor(self, client: Client, sign_in: SignIn, code: str) -> None:
+        # A second attempt on a sign-in whose code was right (its answer lost on the way):
+        # Clerk does not document which error it answers; the double answers the verification's
+        # own `verification_already_verified`, the documented error for exactly that state.
         self.attempt_or_fail(sign_in.verification, code)
         assert sign_in.verification is not None
         item = self.identification_for(sign_in.verification.target)
         if item is not None and item.status != "verified":
             item.status, item.verified_by_code = "verified", True
-        session = self.open_session(client, self.users[sign_in.user_id])
+        user = self.users[sign_in.user_id]
+        if user.second_factor:
+            sign_in.status = "needs_second_factor"
+            return
+        session = self.open_session(client, user)
         sign_in.status, sign_in.created_session_id = "complete", session.id
 
     def create_sign_up(self, client: Client, params: Mapping[str, str]) -> SignUp:
         self._single_session(client)
+        if self.sign_up_mode == "restricted":
+            raise ClerkFail(403, "sign_up_mode_restricted")
         given = [kind for kind in ("email", "phone") if params.get(PARAM[kind])]
         if len(given) != 1:
             raise ClerkFail(422, "form_param_missing", param="email_address")
@@ -577,14 +652,14 @@ class Instance:
 
     def client_sign_up(self, client: Client, sign_up_id: str) -> SignUp:
         sign_up = self.sign_ups.get(sign_up_id)
-        if sign_up is None or sign_up.client_id != client.id:
+        if sign_up is None or sign_up.client_id != client.id or self._gone(sign_up.abandon_at):
             raise ClerkFail(404, "resource_not_found", param="sign_up_id")
         return sign_up
 
     def missing_fields(self, sign_up: SignUp) -> list[str]:
-        return [
-            name for name in FIELDS if name in self.required_fields and name not in sign_up.fields
-        ]
+        # The identifier is given (unverified until its code), and Passgram never sends a
+        # password or a legal acceptance.
+        return self.unmet_requirements(sign_up.fields, [sign_up.kind])
 
     def update_sign_up(self, client: Client, sign_up: SignUp, params: Mapping[str, str]) -> None:
         self._check_username(params.get("username"), None)

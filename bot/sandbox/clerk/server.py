@@ -18,7 +18,7 @@ from bot.sandbox.clerk import render
 from bot.sandbox.clerk.backend import BackendAPI
 from bot.sandbox.clerk.frontend import CLIENT_KEY, FrontendAPI
 from bot.sandbox.clerk.model import (
-    FIELDS,
+    REQUIREMENTS,
     ClerkFail,
     Clock,
     Instance,
@@ -191,8 +191,10 @@ class ClerkDouble(LoopbackServer):
         username: str | None = None,
         reserved: bool = False,
         private_metadata: Mapping[str, Any] | None = None,
+        second_factor: bool = False,
     ) -> str:
-        """A user as if created in the Dashboard (identifiers verified, or reserved)."""
+        """A user as if created in the Dashboard (identifiers verified, or reserved);
+        `second_factor`: with an authenticator app enrolled, so signing in takes two steps."""
         status = "reserved" if reserved else "verified"
         given: tuple[tuple[Kind, str | None], ...] = (("email", email), ("phone", phone))
         identifiers = [(kind, value, status) for kind, value in given if value is not None]
@@ -200,7 +202,22 @@ class ClerkDouble(LoopbackServer):
         user = self.instance.create_user(
             identifiers, fields=fields, private_metadata=private_metadata
         )
+        user.second_factor = second_factor
         return user.id
+
+    def ban(self, user_id: str) -> None:
+        """Ban the user, as the Dashboard does: no more sign-ins."""
+        self.instance.user(user_id).banned = True
+
+    def lock(self, user_id: str, seconds: float | None = None) -> None:
+        """Lock the user for `seconds` (Clerk's clock), or until unlocked (None)."""
+        user = self.instance.user(user_id)
+        user.locked = True
+        user.lockout_expire_at = None if seconds is None else self.clock.ms() + int(seconds * 1000)
+
+    def restrict_sign_ups(self) -> None:
+        """Restricted sign-up mode: only invited or allowlisted people may sign up."""
+        self.instance.sign_up_mode = "restricted"
 
     def user(self, user_id: str) -> dict[str, Any] | None:
         """The user as BAPI shows it, or None."""
@@ -228,8 +245,9 @@ class ClerkDouble(LoopbackServer):
         return dict(self.instance.user(user_id).private_metadata)
 
     def require_fields(self, *names: str) -> None:
-        """What sign-up requires besides the identifier (first_name, last_name, username)."""
-        unknown = set(names) - set(FIELDS)
+        """What sign-up requires besides the identifier: first_name, last_name, username,
+        email_address, phone_number, password, legal_accepted."""
+        unknown = set(names) - set(REQUIREMENTS)
         if unknown:
             raise ValueError(f"not a sign-up field: {', '.join(sorted(unknown))}")
         self.instance.required_fields = set(names)
