@@ -16,6 +16,7 @@ from pydantic import Field, SecretStr, ValidationError, field_validator, model_v
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from bot.auth.clerk.keys import InvalidPublishableKey, fapi_host
+from bot.identifiers import DEFAULT_SMS_COUNTRIES, SmsRegions
 from storage.engine import redact_url, validate_url
 
 log = logging.getLogger(__name__)
@@ -57,6 +58,8 @@ class Settings(BaseSettings):
     clerk_pace_attempts: int = Field(default=3, ge=1, le=1000)
     clerk_pace_window: float = Field(default=10.0, gt=0, le=3600)
     default_region: str | None = None
+    # Where codes may be texted (SMS pumping defence): ISO codes, "*", "+882"-style networks.
+    sms_countries: str = Field(default=DEFAULT_SMS_COUNTRIES, validate_default=True)
     webhook_url: str | None = None
     webhook_secret: SecretStr | None = None
     webhook_listen: str = "0.0.0.0:8080"
@@ -107,6 +110,13 @@ class Settings(BaseSettings):
         if region not in phonenumbers.SUPPORTED_REGIONS:
             raise ValueError(f"unknown region {v!r}; use an ISO country code such as US or GB")
         return region
+
+    @field_validator("sms_countries", mode="before")
+    @classmethod
+    def _sms_countries(cls, v: object) -> object:
+        if not isinstance(v, str):
+            return v
+        return str(SmsRegions.parse(v if v.strip() else DEFAULT_SMS_COUNTRIES))
 
     @field_validator("telegram_api_url", "twilio_api_url", "clerk_bapi_url", "clerk_fapi_url")
     @classmethod
@@ -165,6 +175,10 @@ class Settings(BaseSettings):
     @property
     def sms_enabled(self) -> bool:
         return self.twilio_account_sid is not None
+
+    @property
+    def sms_regions(self) -> SmsRegions:
+        return SmsRegions.parse(self.sms_countries)
 
     def secret(self) -> str:
         """PASSGRAM_SECRET, or one generated once into the data dir (with a warning)."""

@@ -111,8 +111,58 @@ EN: dict[str, str] = {
         "That's a landline, so it can't receive a text. Send a mobile number, or your "
         "email address."
     ),
+    "reason_not_identifier": (
+        "That doesn't look like a phone number or an email address. Please send me one of them."
+    ),
+    "reason_toll_free": (
+        "That's a freephone number, so it can't receive a text. Send a mobile number, or your "
+        "email address."
+    ),
+    "reason_premium_rate": (
+        "That's a premium-rate number, so it can't receive a text. Send a mobile number, or "
+        "your email address."
+    ),
+    "reason_shared_cost": (
+        "That's a shared-cost number, so it can't receive a text. Send a mobile number, or "
+        "your email address."
+    ),
+    "reason_personal_number": (
+        "That's a personal number that forwards calls, so it can't receive a text. Send a "
+        "mobile number, or your email address."
+    ),
+    "reason_pager": (
+        "That's a pager number, so it can't receive a text. Send a mobile number, or your "
+        "email address."
+    ),
+    "reason_uan": (
+        "That's an organisation's universal access number, so it can't receive a text. Send a "
+        "mobile number, or your email address."
+    ),
+    "reason_voicemail": (
+        "That's a voicemail access number, so it can't receive a text. Send a mobile number, "
+        "or your email address."
+    ),
+    "reason_sms_country": (
+        "I can't send codes to phone numbers from this country ({country}). Please send your "
+        "email address instead."
+    ),
+    "reason_sms_network": (
+        "That's a satellite or international network number, and I can't send codes to those. "
+        "Please send your email address instead."
+    ),
     "reason_bad_email": (
         "That email address doesn't look right. Please check it and send it again."
+    ),
+    "reason_email_too_long": (
+        "That's too long for an email address. Please check it and send it again."
+    ),
+    "reason_mixed_script_domain": (
+        "The part after the @ mixes letters from different alphabets, so it could pass for "
+        "another address. Please check it and type it again."
+    ),
+    "reason_lookalike_domain": (
+        "The part after the @ has letters that only look like Latin ones, so it could pass "
+        "for another address. Please check it and type it again."
     ),
     "reason_backend": "The sign-in service can't use that. Please check it, or try another one.",
     "backend_not_found": "There's no {app} account with that. Please check it, or try another one.",
