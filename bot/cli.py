@@ -58,15 +58,17 @@ def cmd_run(settings: Settings) -> int:
     if settings.telegram_bot_token is None:
         return _fail("TELEGRAM_BOT_TOKEN: required; get one from @BotFather (see README)")
     from bot.wiring import check_delivery
-    from storage.migrate import is_sqlite, upgrade
+    from storage.migrate import NotReady, check_ready
 
     try:
         check_delivery(settings)
     except ConfigError as exc:
         return _fail(str(exc))
     logs.setup(settings.log_level, _secrets(settings))
-    if is_sqlite(settings.database_url):
-        upgrade(settings.database_url)
+    try:
+        check_ready(settings.database_url)
+    except NotReady as exc:
+        return _fail(str(exc))
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(_run(settings))
     return 0

@@ -16,6 +16,7 @@ from pydantic import Field, SecretStr, ValidationError, field_validator, model_v
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from bot.auth.clerk.keys import InvalidPublishableKey, fapi_host
+from bot.auth.delivery import email_sender, smtp_server
 from bot.identifiers import DEFAULT_SMS_COUNTRIES, SmsRegions
 from storage.engine import redact_url, validate_url
 
@@ -147,8 +148,11 @@ class Settings(BaseSettings):
                 )
         if self.smtp_url and not self.email_from:
             raise ValueError("EMAIL_FROM is required with SMTP_URL")
-        if self.smtp_url and not re.match(r"^smtps?://", self.smtp_url.get_secret_value()):
-            raise ValueError("SMTP_URL must start with smtp:// or smtps://")
+        # The parsers the email channel uses, so what passes here is what it can send with.
+        if self.smtp_url:
+            smtp_server(self.smtp_url.get_secret_value())
+        if self.email_from:
+            email_sender(self.email_from)
         twilio = (self.twilio_account_sid, self.twilio_auth_token, self.twilio_from)
         if any(twilio) and not all(twilio):
             raise ValueError(

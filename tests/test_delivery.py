@@ -194,6 +194,10 @@ async def test_untrusted_smtp_certificate_is_a_permanent_failure(
         "smtp://127.0.0.1:25?tls=yes",
         "smtp://127.0.0.1:25?starttls=maybe",
         "smtps://127.0.0.1:465?starttls=true",
+        "smtp://127.0.0.1:notaport",
+        "smtp://127.0.0.1:70000",
+        "smtp://127.0.0.1:25?starttls=true&starttls=false",
+        "smtp://127.0.0.1:25/relay",
     ],
 )
 def test_bad_smtp_urls_are_refused_at_start(url: str) -> None:
@@ -201,7 +205,10 @@ def test_bad_smtp_urls_are_refused_at_start(url: str) -> None:
         SmtpChannel(url, SENDER)
 
 
-@pytest.mark.parametrize("sender", ["", "Acme", "no-reply"])
+@pytest.mark.parametrize(
+    "sender",
+    ["", "Acme", "no-reply", "Acme <bad>", "Acme <bad@>", "a@acme.example, b@acme.example"],
+)
 def test_bad_sender_is_refused_at_start(sender: str) -> None:
     with pytest.raises(ValueError):
         SmtpChannel("smtp://127.0.0.1:25", sender)

@@ -11,14 +11,17 @@ else logs the masked identifier.
 
 from __future__ import annotations
 
+import email.policy
 import ipaddress
 import logging
 import ssl
 from collections.abc import Callable
 from contextlib import suppress
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from email.headerregistry import AddressHeader
 from email.message import EmailMessage
-from email.utils import format_datetime, make_msgid, parseaddr
+from email.utils import format_datetime, make_msgid
 from typing import Any, Protocol, TypeVar
 from urllib.parse import parse_qsl, quote, unquote, urlsplit
 
@@ -117,15 +120,99 @@ class LogChannel:
             self._sink(to, self.name, text)
 
 
-class SmtpChannel:
-    """Email through an SMTP server, one connection per code.
+@dataclass(frozen=True)
+class SmtpServer:
+    host: str
+    port: int
+    implicit_tls: bool  # smtps://: TLS from the first byte
+    starttls: bool  # smtp://…?starttls=true: STARTTLS required
+    username: str | None
+    password: str | None = field(repr=False)
 
-    `url` is `smtp://user:pass@host:port` or `smtps://…`; user and password are percent-decoded
+
+def smtp_server(url: str) -> SmtpServer:
+    """SMTP_URL: `smtp://user:pass@host:port` or `smtps://…`, user and password percent-decoded
     (write `@` as `%40`, `:` as `%3A`).
     - `smtps://` (default port 465): TLS from the first byte.
     - `smtp://` (default port 25): plain, with no opportunistic STARTTLS, so a loopback or
       in-cluster relay behaves the same whatever it advertises. Add `?starttls=true` (typically
       with port 587) to require STARTTLS: the connection fails rather than fall back to plain.
+
+    ValueError says in one line what is wrong, never quoting the URL: it holds the password.
+    """
+    parts = urlsplit(url.strip())
+    if parts.scheme not in ("smtp", "smtps"):
+        raise ValueError("SMTP_URL: must start with smtp:// or smtps://")
+    if not parts.hostname:
+        raise ValueError("SMTP_URL: no host; expected smtp://user:password@host:port")
+    try:
+        port = parts.port
+    except ValueError:
+        port = 0
+    if port == 0 or parts.netloc.endswith(":"):
+        raise ValueError("SMTP_URL: the port must be a number from 1 to 65535")
+    if parts.path not in ("", "/") or parts.fragment:
+        raise ValueError("SMTP_URL: nothing may follow host:port but ?starttls=true")
+    try:
+        pairs = parse_qsl(parts.query, keep_blank_values=True, strict_parsing=True)
+    except ValueError:
+        pairs = [("", "")]
+    options = dict(pairs)
+    if len(options) != len(pairs):
+        options[""] = ""  # an option given twice: which one was meant?
+    starttls = options.pop("starttls", "false").lower()
+    if options or starttls not in _BOOLEANS:
+        raise ValueError("SMTP_URL: the one option is starttls=true or starttls=false")
+    implicit_tls = parts.scheme == "smtps"
+    if implicit_tls and _BOOLEANS[starttls]:
+        raise ValueError("SMTP_URL: smtps:// is TLS already; starttls=true is for smtp://")
+    return SmtpServer(
+        host=parts.hostname,
+        port=port or (465 if implicit_tls else 25),
+        implicit_tls=implicit_tls,
+        starttls=_BOOLEANS[starttls],
+        username=unquote(parts.username) if parts.username is not None else None,
+        password=unquote(parts.password) if parts.password is not None else None,
+    )
+
+
+@dataclass(frozen=True)
+class Sender:
+    header: str  # the From header as configured, with its display name
+    address: str  # the envelope sender, its domain in ASCII where it has an ASCII form
+    domain: str
+
+
+def email_sender(value: str) -> Sender:
+    """EMAIL_FROM: `no-reply@example.com` or `Example <no-reply@example.com>`, read by the parser
+    that writes the From header, so what passes here is what gets sent.
+
+    Special-use domains (localhost, .local, .invalid) are refused, as receiving servers refuse
+    mail from them; `.test` is kept for test setups.
+    """
+    value = value.strip()
+    if "\r" in value or "\n" in value:
+        raise ValueError("EMAIL_FROM: must be one line")
+    header = email.policy.default.header_factory("From", value)
+    addresses = header.addresses if isinstance(header, AddressHeader) else ()
+    if len(addresses) != 1 or header.defects:
+        raise ValueError(
+            "EMAIL_FROM: expected one address, optionally with a name, as in "
+            "Example <no-reply@example.com>"
+        )
+    try:
+        valid = validate_email(
+            addresses[0].addr_spec, check_deliverability=False, test_environment=True
+        )
+    except EmailNotValidError as exc:
+        raise ValueError(f"EMAIL_FROM: {exc}") from None
+    address = valid.ascii_email or valid.normalized
+    return Sender(value, address, address.rpartition("@")[2])
+
+
+class SmtpChannel:
+    """Email through an SMTP server (`smtp_server` reads its URL), one connection per code.
+
     Certificates are verified against the system's CAs, or `tls_context` when given (a private CA).
     """
 
@@ -140,41 +227,16 @@ class SmtpChannel:
         timeout: float = 15.0,
         tls_context: ssl.SSLContext | None = None,
     ) -> None:
-        parts = urlsplit(url)
-        if parts.scheme not in ("smtp", "smtps"):
-            raise ValueError("SMTP_URL must start with smtp:// or smtps://")
-        if not parts.hostname:
-            raise ValueError("SMTP_URL has no host")
-        options = dict(parse_qsl(parts.query))
-        starttls = options.pop("starttls", "false").lower()
-        if options or starttls not in _BOOLEANS:
-            raise ValueError("SMTP_URL accepts one option: starttls=true or starttls=false")
-        self._implicit_tls = parts.scheme == "smtps"
-        self._starttls = _BOOLEANS[starttls]
-        if self._implicit_tls and self._starttls:
-            raise ValueError("smtps:// is TLS already; starttls=true is for smtp://")
-        self._host = parts.hostname
-        self._port = parts.port or (465 if self._implicit_tls else 25)
-        self._username = unquote(parts.username) if parts.username is not None else None
-        self._password = unquote(parts.password) if parts.password is not None else None
+        self._server = smtp_server(url)
+        self._sender = email_sender(sender)
         self._timeout = timeout
         self._tls_context = tls_context
-
-        address = parseaddr(sender)[1]
-        if "@" not in address:
-            raise ValueError("EMAIL_FROM must be an email address, optionally with a name")
-        self._sender = sender
-        self._envelope_sender = address
-        self._sender_domain = address.rpartition("@")[2]
-
-        if (
-            self._username
-            and not (self._implicit_tls or self._starttls)
-            and not _is_loopback(self._host)
-        ):
+        server = self._server
+        encrypted = server.implicit_tls or server.starttls
+        if server.username and not encrypted and not _is_loopback(server.host):
             log.warning(
                 "SMTP_URL sends the password to %s unencrypted; use smtps:// or ?starttls=true",
-                self._host,
+                server.host,
             )
 
     async def send_code(
@@ -184,12 +246,12 @@ class SmtpChannel:
             raise ValueError("SmtpChannel delivers to email addresses only")
         recipient = _smtp_address(to.value)
         message = EmailMessage()
-        message["From"] = self._sender
+        message["From"] = self._sender.header
         message["To"] = recipient
         # The code in the subject is deliberate: it is what the notification shows.
         message["Subject"] = f"Your {app_name} code is {code}"
         message["Date"] = format_datetime(datetime.now(UTC))
-        message["Message-ID"] = make_msgid(domain=self._sender_domain)
+        message["Message-ID"] = make_msgid(domain=self._sender.domain)
         # RFC 3834: keeps vacation responders from answering a machine.
         message["Auto-Submitted"] = "auto-generated"
         message.set_content(
@@ -201,14 +263,14 @@ class SmtpChannel:
         try:
             await aiosmtplib.send(
                 message,
-                sender=self._envelope_sender,
+                sender=self._sender.address,
                 recipients=[recipient],
-                hostname=self._host,
-                port=self._port,
-                username=self._username,
-                password=self._password,
-                use_tls=self._implicit_tls,
-                start_tls=self._starttls,
+                hostname=self._server.host,
+                port=self._server.port,
+                username=self._server.username,
+                password=self._server.password,
+                use_tls=self._server.implicit_tls,
+                start_tls=self._server.starttls,
                 tls_context=self._tls_context,
                 timeout=self._timeout,
             )
