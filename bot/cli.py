@@ -19,6 +19,7 @@ def _secrets(settings: Settings) -> list[str]:
     values = [
         settings.telegram_bot_token,
         settings.passgram_secret,
+        settings.passgram_secret_old,
         settings.webhook_secret,
         settings.twilio_auth_token,
         settings.clerk_secret_key,
@@ -75,13 +76,13 @@ def cmd_run(settings: Settings) -> int:
 
 
 async def _links(settings: Settings, user_id: int | None) -> Any:
+    from bot.secret import open_vault
     from storage.engine import Database
     from storage.repos import LinkRecord, Store
-    from storage.vault import Vault
 
     db = Database(settings.database_url)
     try:
-        store = Store(db.sessions, Vault(settings.secret()))
+        store = Store(db.sessions, await open_vault(settings, db.sessions))
 
         def as_json(link: LinkRecord) -> dict[str, Any]:
             return {
@@ -107,7 +108,12 @@ def cmd_links(settings: Settings, args: argparse.Namespace) -> int:
     from storage.migrate import upgrade
 
     upgrade(settings.database_url)
-    result = asyncio.run(_links(settings, args.telegram_user_id if args.action == "show" else None))
+    try:
+        result = asyncio.run(
+            _links(settings, args.telegram_user_id if args.action == "show" else None)
+        )
+    except ConfigError as exc:
+        return _fail(str(exc))
     if args.action == "show" and result is None:
         print(json.dumps(None))
         return _fail(f"no link for Telegram user {args.telegram_user_id}")
@@ -116,14 +122,40 @@ def cmd_links(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_check(settings: Settings) -> int:
+    from bot.secret import check as check_secret
     from bot.wiring import check_delivery
 
     for name, value in settings.masked().items():
         print(f"{name}={'' if value is None else value}")
     try:
         check_delivery(settings)
+        asyncio.run(check_secret(settings))
     except ConfigError as exc:
         return _fail(str(exc))
+    return 0
+
+
+def cmd_secret_rotate(settings: Settings, batch_size: int) -> int:
+    from bot.secret import rotate
+    from storage.keyring import Progress
+
+    def show(step: Progress) -> None:
+        print(f"passgram: {step.table} {step.done}/{step.total}", file=sys.stderr, flush=True)
+
+    if batch_size < 1:
+        return _fail("--batch-size: at least 1")
+    try:
+        rotated = asyncio.run(rotate(settings, batch_size=batch_size, progress=show))
+    except ConfigError as exc:
+        return _fail(str(exc))
+    if not rotated.needed:
+        print("the database is already written with PASSGRAM_SECRET; nothing to do")
+    else:
+        again = " (an interrupted rotation, carried on)" if rotated.resumed else ""
+        print(
+            f"rotated{again}: {rotated.rewritten} rows rewritten; the database is written with "
+            "PASSGRAM_SECRET now. Remove PASSGRAM_SECRET_OLD and restart the bot."
+        )
     return 0
 
 
@@ -151,6 +183,12 @@ def parser() -> argparse.ArgumentParser:
     show.add_argument("telegram_user_id", type=int)
     links_sub.add_parser("list", help="every link")
     sub.add_parser("check", help="validate settings and print them, secrets masked")
+    secret = sub.add_parser("secret", help="PASSGRAM_SECRET maintenance")
+    secret_sub = secret.add_subparsers(dest="action", required=True)
+    rotate = secret_sub.add_parser(
+        "rotate", help="move the data from PASSGRAM_SECRET_OLD to PASSGRAM_SECRET (resumable)"
+    )
+    rotate.add_argument("--batch-size", type=int, default=500, help="rows per transaction")
     return p
 
 
@@ -172,6 +210,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     if args.command == "links":
         return cmd_links(settings, args)
+    if args.command == "secret":
+        return cmd_secret_rotate(settings, args.batch_size)
     return cmd_check(settings)
 
 

@@ -6,8 +6,10 @@ Every name here is a contract with operators: `.env.example` and the README list
 from __future__ import annotations
 
 import logging
+import os
 import re
 import secrets
+import tempfile
 from pathlib import Path
 from typing import Literal
 
@@ -25,6 +27,12 @@ log = logging.getLogger(__name__)
 _TOKEN = re.compile(r"^\d{1,20}:[A-Za-z0-9_-]{20,}$")
 _WEBHOOK_SECRET = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
 SECRET_FILE = ".passgram-secret"  # noqa: S105 - a file name, not a secret
+# 32 characters: what `secrets.token_urlsafe(24)` or `openssl rand -hex 16` give, 128 bits or more.
+MIN_SECRET_LENGTH = 32
+_ADVICE = (
+    f"use at least {MIN_SECRET_LENGTH} random characters, "
+    'e.g. from python -c "import secrets; print(secrets.token_urlsafe(32))"'
+)
 
 
 class ConfigError(Exception):
@@ -39,6 +47,9 @@ class Settings(BaseSettings):
     database_url: str = "sqlite+aiosqlite:///passgram.db"
     redis_url: str | None = None
     passgram_secret: SecretStr | None = None
+    # Read-only during a change of secret (`passgram secret rotate`). Set but empty means the
+    # empty secret, so a database written with one can be moved off it.
+    passgram_secret_old: SecretStr | None = None
     passgram_data_dir: Path = Path()
     auth_backend: Literal["local", "clerk"] = "local"
     smtp_url: SecretStr | None = None
@@ -94,6 +105,14 @@ class Settings(BaseSettings):
     def _token(cls, v: SecretStr | None) -> SecretStr | None:
         if v is not None and not _TOKEN.match(v.get_secret_value()):
             raise ValueError("expected the form 123456789:AAE… that BotFather gives")
+        return v
+
+    @field_validator("passgram_secret")
+    @classmethod
+    def _secret(cls, v: SecretStr | None) -> SecretStr | None:
+        weakness = secret_weakness(v.get_secret_value()) if v is not None else None
+        if weakness is not None:
+            raise ValueError(f"{weakness}; {_ADVICE}")
         return v
 
     @field_validator("database_url")
@@ -213,17 +232,70 @@ class Settings(BaseSettings):
         return out
 
 
+def secret_weakness(value: str) -> str | None:
+    """Why `value` can't be PASSGRAM_SECRET, never quoting it; None when it can."""
+    if not value.strip():
+        return "empty"
+    if len(value) < MIN_SECRET_LENGTH:
+        return f"only {len(value)} characters long"
+    # A long run of one or two characters is as guessable as a short secret.
+    if len(set(value)) < 8:
+        return "made of too few different characters"
+    return None
+
+
 def kept_secret(data_dir: Path) -> tuple[str, bool]:
     """The secret kept in `data_dir`, made (readable by the owner only) on first use; and
-    whether it was made just now."""
+    whether it was made just now.
+
+    It appears whole or not at all: written to a temporary file, flushed to disk, then linked
+    into place, so a full disk or a crash can't leave an empty or partial secret behind, and two
+    processes starting at once end up with the same one.
+    """
     path = data_dir / SECRET_FILE
     if path.exists():
-        return path.read_text().strip(), False
-    path.parent.mkdir(parents=True, exist_ok=True)
+        return _read_kept(path), False
+    data_dir.mkdir(parents=True, exist_ok=True)
     value = secrets.token_urlsafe(32)
-    path.touch(mode=0o600)
-    path.write_text(value + "\n")
+    fd, tmp = tempfile.mkstemp(prefix=SECRET_FILE + ".", suffix=".tmp", dir=data_dir)
+    try:
+        with os.fdopen(fd, "w") as file:  # mkstemp made it readable by the owner only
+            file.write(value + "\n")
+            file.flush()
+            os.fsync(file.fileno())
+        try:
+            os.link(tmp, path)  # fails, instead of replacing, if another process made one
+        except FileExistsError:
+            return _read_kept(path), False
+        except OSError:  # a filesystem without hard links: a rename is atomic too
+            os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    _sync_dir(data_dir)
     return value, True
+
+
+def _read_kept(path: Path) -> str:
+    value = path.read_text().strip()
+    weakness = secret_weakness(value)
+    if weakness is not None:
+        raise ConfigError(
+            f"PASSGRAM_SECRET: not set, and the secret kept in {path} is {weakness}; restore "
+            "that file from a backup, or delete it if nothing was written with it yet"
+        )
+    return value
+
+
+def _sync_dir(path: Path) -> None:
+    """Make a new directory entry survive a power cut (POSIX; elsewhere there is no need)."""
+    if not hasattr(os, "O_DIRECTORY"):
+        return
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def load_settings(**overrides: object) -> Settings:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, TypeAlias
 
-from sqlalchemy import event
+from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -29,6 +30,14 @@ def validate_url(url: str) -> None:
         raise ValueError("use sqlite+aiosqlite:///file.db or postgresql+asyncpg://…")
 
 
+def sqlite_file(url: str) -> Path | None:
+    """The file of a SQLite database URL; None for other databases and in-memory ones."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return None
+    return Path(parsed.database)
+
+
 def redact_url(url: str) -> str:
     return make_url(url).render_as_string(hide_password=True)
 
@@ -50,9 +59,28 @@ def create_engine(url: str) -> AsyncEngine:
             cur.execute("PRAGMA journal_mode=WAL")
         cur.execute("PRAGMA synchronous=NORMAL")
         cur.execute("PRAGMA foreign_keys=ON")
+        # Deleted rows are overwritten with zeros, so an erased person's name does not linger
+        # in free pages (some builds default to it, others don't).
+        cur.execute("PRAGMA secure_delete=ON")
         cur.close()
 
     return engine
+
+
+async def scrub(engine: AsyncEngine) -> bool:
+    """After an erasure commits: leave no copy of the deleted rows in the database's files.
+
+    On SQLite the write-ahead log still holds the pages as they were before the delete, until
+    a checkpoint copies the zeroed pages back and truncates it. Returns False when a reader
+    kept the log from being emptied (the next scrub or checkpoint does it). On PostgreSQL the
+    deleted rows are dead tuples until (auto)vacuum reclaims them; nothing is done here.
+    """
+    if engine.dialect.name != "sqlite":
+        return True
+    async with engine.connect() as conn:
+        auto = await conn.execution_options(isolation_level="AUTOCOMMIT")
+        busy, _log, _moved = (await auto.execute(text("PRAGMA wal_checkpoint(TRUNCATE)"))).one()
+    return not busy
 
 
 def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
@@ -73,6 +101,10 @@ class Database:
 
         async with self.engine.begin() as conn:
             await conn.run_sync(Base.metadata.create_all)
+
+    async def scrub(self) -> bool:
+        """See `scrub`: call it after the transaction of an erasure commits."""
+        return await scrub(self.engine)
 
     async def dispose(self) -> None:
         await self.engine.dispose()
