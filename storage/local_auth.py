@@ -1,10 +1,23 @@
 """What the embedded auth backend keeps: accounts, one-time code challenges, and the send and
 failure events its limits count.
 
-Each public method is one short transaction. Whatever a request spends (a try, the code itself,
-a place under a send cap) is written before or as it is checked inside that transaction, so
-concurrent requests cannot all pass the same check; a refusal rolls back what the transaction
-wrote and comes back as a plain value for the backend to turn into its own error.
+Each public method is one short transaction. Whatever a request spends (a try, a place under a
+send cap) is written before or as it is checked inside that transaction; a refusal rolls back
+what the transaction wrote and comes back as a plain value for the backend to turn into its
+own error.
+
+Counts are exact at any concurrency and across processes sharing the database, because a
+transaction that checks a count and then adds to it first takes a lock on every key it counts
+(`_Windows.hold`), so the checks of two requests for the same key never interleave:
+- PostgreSQL: transaction-scoped advisory locks (`pg_advisory_xact_lock`) on ids derived from
+  the keys, taken in one global order (ascending ids, the all-users total last), so two
+  transactions never wait for each other in a cycle. Chosen over counter rows locked with
+  FOR UPDATE because the limits are sliding windows over event rows (when a lock lifts depends
+  on when the oldest failure leaves the window), which a counter row cannot answer on its own;
+  because a key nobody has counted yet needs no row to exist before it can be locked; and
+  because the locks end by themselves at commit, at rollback, or with a dropped connection.
+- SQLite: it has one writer at a time, so the transaction writes first; that takes the
+  database's write lock before anything is read, and every read after it sees the latest counts.
 
 Counts live in `local_events` rows keyed by blind indexes, so every replica sharing the
 database sees the same numbers and a restart forgets nothing.
@@ -12,24 +25,26 @@ database sees the same numbers and a restart forgets nothing.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
 
-from sqlalchemy import Select, delete, func, or_, select, update
+from sqlalchemy import BigInteger, Select, delete, false, func, literal, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.engine import SessionFactory
-from storage.models import LocalAccount, LocalChallenge, LocalEvent
+from storage.models import Link, LocalAccount, LocalChallenge, LocalEvent
+from storage.repos import Work
 from storage.vault import Vault
 
 # Event kinds. A send writes one row per cap it counts against.
-SEND_TO_IDENTIFIER = "send_id"
-SEND_BY_USER = "send_user"
-SEND_TOTAL = "send_all"
-FAILURE = "failure"  # a wrong code, keyed by the identifier it was sent to
+SEND_TO_IDENTIFIER = "send_id"  # key: the address; requester: the Telegram user who asked
+SEND_BY_USER = "send_user"  # key: the Telegram user
+SEND_TOTAL = "send_all"  # key: TOTAL_KEY
+FAILURE = "failure"  # a wrong code; key: the address; requester: the Telegram user who typed it
 TOTAL_KEY = "*"
 
 
@@ -41,7 +56,11 @@ class Limits(Protocol):
     @property
     def lockout_failures(self) -> int: ...
     @property
+    def lockout_failures_per_identifier(self) -> int: ...
+    @property
     def lockout_window(self) -> timedelta: ...
+    @property
+    def sends_per_identifier_per_user(self) -> int: ...
     @property
     def sends_per_identifier(self) -> int: ...
     @property
@@ -84,12 +103,13 @@ class Reserved:
 
 @dataclass(frozen=True, slots=True)
 class Accepted:
-    """The right code: it is used up and the address's earlier failures are forgiven."""
+    """The right code. Its try stays spent; the code is used up only by `consume`'s work."""
 
 
 @dataclass(frozen=True, slots=True)
 class Wrong:
-    """A wrong code, its try and failure kept; `locked_until` is set when it locked the address."""
+    """A wrong code, its try and failure kept; `locked_until` is set when it locked the address
+    for this person (or, at the backstop, for everyone)."""
 
     tries_left: int
     locked_until: datetime | None
@@ -102,7 +122,8 @@ class Expired:
 
 @dataclass(frozen=True, slots=True)
 class OutOfTries:
-    """The address is locked until `until`, or (None) this code has no tries left."""
+    """The address is locked for this person until `until`, or (None) this code has no tries
+    left."""
 
     until: datetime | None
 
@@ -116,6 +137,15 @@ class TooSoon:
 
 Attempt = Accepted | Wrong | Expired | OutOfTries
 SendRefusal = Expired | OutOfTries | TooSoon
+
+
+class StaleVerification(Exception):
+    """What a right code was to make final no longer stands: the code was used by another
+    transaction, or the challenge or the account was erased, meanwhile.
+
+    Raised by `consume`'s work inside the transaction that stores the link, so that the whole
+    transaction rolls back and no link points at a spent code or a missing account.
+    """
 
 
 class _Refused(Exception):
@@ -143,7 +173,9 @@ class LocalAuthStore:
         async with self._sessions() as session:
             try:
                 async with session.begin():
-                    reserved = await self._reserve(_Windows(session, now), keys)
+                    windows = _Windows(session, now)
+                    await windows.hold(_identifier_lock(keys), _user_lock(keys))
+                    reserved = await self._reserve(windows, keys)
                     session.add(
                         LocalChallenge(
                             id=challenge.id,
@@ -169,6 +201,7 @@ class LocalAuthStore:
             try:
                 async with session.begin():
                     windows = _Windows(session, now)
+                    await windows.hold(_identifier_lock(keys), _user_lock(keys))
                     await self._check_resendable(windows, challenge_id, keys)
                     return await self._reserve(windows, keys)
             except _Refused as refused:
@@ -240,8 +273,9 @@ class LocalAuthStore:
     async def _reserve(self, windows: _Windows, keys: Keys) -> Reserved:
         """Count a send against every cap before it happens, or refuse it.
 
-        The events are written first and the caps read after, in the same transaction, so
-        concurrent requests see each other's reservations instead of all passing one check.
+        The caller holds the address's and the user's locks; the everyone-total's is taken
+        last, and only once the person's own caps let the send through, so a refusal is cheap
+        and the lock every send shares is held as briefly as possible.
         """
         limits = self._limits
         locked_until = await self._locked_until(windows, keys)
@@ -250,56 +284,64 @@ class LocalAuthStore:
             raise _Refused(OutOfTries(locked_until))
         ids = await windows.record(
             [
-                (SEND_TO_IDENTIFIER, keys.identifier),
-                (SEND_BY_USER, keys.requester),
-                (SEND_TOTAL, TOTAL_KEY),
+                (SEND_TO_IDENTIFIER, keys.identifier, keys.requester),
+                (SEND_BY_USER, keys.requester, None),
+                (SEND_TOTAL, TOTAL_KEY, None),
             ]
         )
-        window = limits.send_window
-        waits = [
-            await self._cooldown_until(windows, keys, pending=1),
+        blocked_until = _latest(await self._send_waits(windows, keys, pending=1))
+        if blocked_until is None:
+            await windows.hold(_TOTAL_LOCK)
+            blocked_until = await windows.room_at(
+                SEND_TOTAL, TOTAL_KEY, window=limits.send_window, cap=limits.sends_total, pending=1
+            )
+        if blocked_until is not None:
+            raise _Refused(TooSoon(blocked_until))
+        reservation = Reservation(personal=tuple(ids[:2]), total=tuple(ids[2:]))
+        next_send_at = _latest(await self._send_waits(windows, keys, pending=0))
+        return Reserved(reservation, next_send_at or windows.now)
+
+    async def _send_waits(
+        self, windows: _Windows, keys: Keys, *, pending: int
+    ) -> list[datetime | None]:
+        """When each cap the person meets has room for one more send (None: now), leaving out
+        `pending` sends this transaction recorded."""
+        limits, window = self._limits, self._limits.send_window
+        return [
+            await self._cooldown_until(windows, keys, pending=pending),
+            await windows.room_at(
+                SEND_TO_IDENTIFIER,
+                keys.identifier,
+                requester=keys.requester,
+                window=window,
+                cap=limits.sends_per_identifier_per_user,
+                pending=pending,
+            ),
             await windows.room_at(
                 SEND_TO_IDENTIFIER,
                 keys.identifier,
                 window=window,
                 cap=limits.sends_per_identifier,
-                pending=1,
+                pending=pending,
             ),
             await windows.room_at(
-                SEND_BY_USER, keys.requester, window=window, cap=limits.sends_per_user, pending=1
-            ),
-            await windows.room_at(
-                SEND_TOTAL, TOTAL_KEY, window=window, cap=limits.sends_total, pending=1
+                SEND_BY_USER,
+                keys.requester,
+                window=window,
+                cap=limits.sends_per_user,
+                pending=pending,
             ),
         ]
-        blocked_until = max((wait for wait in waits if wait is not None), default=None)
-        if blocked_until is not None:
-            raise _Refused(TooSoon(blocked_until))
-        reservation = Reservation(personal=tuple(ids[:2]), total=tuple(ids[2:]))
-        return Reserved(reservation, await self._next_send_at(windows, keys))
-
-    async def _next_send_at(self, windows: _Windows, keys: Keys) -> datetime:
-        """When the person may ask for the next code, counting the send just reserved."""
-        limits = self._limits
-        waits = [
-            await self._cooldown_until(windows, keys, pending=0),
-            await windows.room_at(
-                SEND_TO_IDENTIFIER,
-                keys.identifier,
-                window=limits.send_window,
-                cap=limits.sends_per_identifier,
-            ),
-            await windows.room_at(
-                SEND_BY_USER, keys.requester, window=limits.send_window, cap=limits.sends_per_user
-            ),
-        ]
-        return max((wait for wait in waits if wait is not None), default=windows.now)
 
     async def _cooldown_until(
         self, windows: _Windows, keys: Keys, *, pending: int
     ) -> datetime | None:
         sends, newest = await windows.last(
-            SEND_TO_IDENTIFIER, keys.identifier, window=self._limits.send_window, pending=pending
+            SEND_TO_IDENTIFIER,
+            keys.identifier,
+            requester=keys.requester,
+            window=self._limits.send_window,
+            pending=pending,
         )
         if newest is None:
             return None
@@ -313,15 +355,16 @@ class LocalAuthStore:
     ) -> Attempt:
         """Spend one try on the challenge and judge the code.
 
-        The right code is used up; a wrong one keeps its try and counts a failure; any other
-        refusal (locked, spent, gone) gives the try back.
+        A wrong code keeps its try and counts a failure; the right one keeps its try too, so a
+        crash before its link is stored never gives a try back; any other refusal (locked,
+        spent, gone) gives the try back.
         """
         async with self._sessions() as session:
             try:
                 async with session.begin():
-                    return await self._attempt(
-                        _Windows(session, now), challenge_id, keys, offered_mac
-                    )
+                    windows = _Windows(session, now)
+                    await windows.hold(_identifier_lock(keys))
+                    return await self._attempt(windows, challenge_id, keys, offered_mac)
             except _Refused as refused:
                 refusal = refused.refusal
                 assert not isinstance(refusal, TooSoon)  # judging a code checks no send cap
@@ -330,7 +373,7 @@ class LocalAuthStore:
     async def _attempt(
         self, windows: _Windows, challenge_id: str, keys: Keys, offered: str
     ) -> Accepted | Wrong:
-        session, now, limits = windows.session, windows.now, self._limits
+        session, limits = windows.session, self._limits
         # Taking the try first, conditionally, is what makes concurrent guesses safe: the
         # database lets exactly `tries_per_code` of them through, however many arrive at once.
         claimed = await session.execute(
@@ -341,7 +384,7 @@ class LocalAuthStore:
                 LocalChallenge.requester_index == keys.requester,
                 LocalChallenge.consumed_at.is_(None),
                 LocalChallenge.attempts < limits.tries_per_code,
-                LocalChallenge.expires_at > now,
+                LocalChallenge.expires_at > windows.now,
             )
             .values(attempts=LocalChallenge.attempts + 1)
             .returning(LocalChallenge.attempts, LocalChallenge.code_mac)
@@ -356,26 +399,8 @@ class LocalAuthStore:
             # Locked: not even the right code passes, and the try is given back.
             raise _Refused(OutOfTries(locked_until))
         if Vault.same(stored, offered):
-            consumed = await session.scalar(
-                update(LocalChallenge)
-                .where(
-                    LocalChallenge.id == challenge_id,
-                    LocalChallenge.consumed_at.is_(None),
-                    LocalChallenge.code_mac == stored,
-                )
-                .values(consumed_at=now)
-                .returning(LocalChallenge.id)
-                .execution_options(synchronize_session=False)
-            )
-            # The claim above already holds the row; this second guard makes sure that no
-            # isolation level, now or later, can ever turn one code into two sign-ins.
-            if consumed is None:
-                raise _Refused(Expired())
-            # Proof of possession: earlier typos for this address no longer count towards
-            # its lockout (NIST 800-63B-4 §3.2.2).
-            await windows.clear(FAILURE, keys.identifier)
             return Accepted()
-        await windows.record([(FAILURE, keys.identifier)])
+        await windows.record([(FAILURE, keys.identifier, keys.requester)])
         return Wrong(
             tries_left=limits.tries_per_code - attempts,
             locked_until=await self._locked_until(windows, keys),
@@ -403,74 +428,160 @@ class LocalAuthStore:
         return Expired()
 
     async def _locked_until(self, windows: _Windows, keys: Keys) -> datetime | None:
-        return await windows.room_at(
-            FAILURE,
-            keys.identifier,
-            window=self._limits.lockout_window,
-            cap=self._limits.lockout_failures,
+        """Until when this person may not use codes for this address: their own failures, or
+        (the backstop) everyone's together."""
+        limits = self._limits
+        return _latest(
+            [
+                await windows.room_at(
+                    FAILURE,
+                    keys.identifier,
+                    requester=keys.requester,
+                    window=limits.lockout_window,
+                    cap=limits.lockout_failures,
+                ),
+                await windows.room_at(
+                    FAILURE,
+                    keys.identifier,
+                    window=limits.lockout_window,
+                    cap=limits.lockout_failures_per_identifier,
+                ),
+            ]
         )
+
+    def consume(self, challenge_id: str, keys: Keys, account_id: str, now: datetime) -> Work:
+        """The work that makes a right code final: run it in the transaction that stores the
+        link the code produced, so the code is used up if and only if that link exists.
+
+        It uses the code up (only if nothing else did meanwhile), checks that the account still
+        exists, and forgives this person's earlier failures for the address (NIST SP 800-63B
+        §3.2.2); everyone else's stay counted. Raises StaleVerification when the code or the
+        account is gone, which rolls the whole transaction back.
+        """
+
+        async def work(session: AsyncSession) -> None:
+            used = await session.scalar(
+                update(LocalChallenge)
+                .where(
+                    LocalChallenge.id == challenge_id,
+                    LocalChallenge.identifier_index == keys.identifier,
+                    LocalChallenge.requester_index == keys.requester,
+                    LocalChallenge.consumed_at.is_(None),
+                )
+                .values(consumed_at=now)
+                .returning(LocalChallenge.id)
+                .execution_options(synchronize_session=False)
+            )
+            if used is None:
+                raise StaleVerification("the code was used or erased meanwhile")
+            # Held until the link is stored: an erasure waits for it, then sees the link.
+            account = await session.scalar(
+                select(LocalAccount.id)
+                .where(LocalAccount.id == account_id)
+                .with_for_update(read=True)
+            )
+            if account is None:
+                raise StaleVerification("the account was erased meanwhile")
+            await session.execute(
+                delete(LocalEvent).where(
+                    LocalEvent.kind == FAILURE,
+                    LocalEvent.key == keys.identifier,
+                    LocalEvent.requester == keys.requester,
+                )
+            )
+
+        return work
 
     # -- accounts -------------------------------------------------------------------------
 
     async def account_for(
-        self, keys: Keys, kind: str, value: str, *, new_id: str, now: datetime
+        self,
+        keys: Keys,
+        kind: str,
+        value: str,
+        *,
+        new_id: str,
+        challenge_id: str,
+        now: datetime,
     ) -> tuple[str, bool]:
-        """The id of the address's account, and whether it was created now (the sign-up)."""
+        """The id of the address's account, and whether this challenge created it (the
+        sign-up), which stays true when the same code is checked again after a crash."""
         async with self._sessions() as session:
             try:
                 async with session.begin():
-                    existing = await session.scalar(
-                        select(LocalAccount.id).where(
-                            LocalAccount.identifier_index == keys.identifier
+                    existing = (
+                        await session.execute(
+                            select(LocalAccount.id, LocalAccount.created_by).where(
+                                LocalAccount.identifier_index == keys.identifier
+                            )
                         )
-                    )
+                    ).one_or_none()
                     if existing is not None:
-                        return existing, False
+                        return existing.id, existing.created_by == challenge_id
                     session.add(
                         LocalAccount(
                             id=new_id,
                             identifier_kind=kind,
                             identifier_index=keys.identifier,
                             identifier_enc=self._vault.encrypt(value),
+                            created_by=challenge_id,
                             created_at=now,
                         )
                     )
                     await session.flush()
             except IntegrityError:
                 # Another first verification of the same address won the unique index: its
-                # account is the one, and this verification is a sign-in to it.
+                # account is the one.
                 async with session.begin():
                     winner = (
                         await session.execute(
-                            select(LocalAccount.id).where(
+                            select(LocalAccount.id, LocalAccount.created_by).where(
                                 LocalAccount.identifier_index == keys.identifier
                             )
                         )
-                    ).scalar_one()
-                return winner, False
+                    ).one()
+                return winner.id, winner.created_by == challenge_id
         return new_id, True
 
-    async def erase(self, account_id: str, keys: Keys) -> None:
-        """Forget the account and every code in flight for the address or the person.
+    async def erase(
+        self, account_id: str, keys: Keys, *, telegram_user_id: int, backend: str
+    ) -> None:
+        """Forget this person's codes in flight, and the account unless another Telegram user
+        is linked to it (`backend` names this backend in the links table).
 
         Send and failure events stay until they age out: they hold only blind indexes, and
         forgetting them would let anyone reset the caps by asking to be erased.
         """
         async with self._sessions() as session, session.begin():
+            # Only this person's: others waiting for a code to the same address keep theirs.
             await session.execute(
-                delete(LocalAccount).where(
-                    or_(
-                        LocalAccount.id == account_id,
-                        LocalAccount.identifier_index == keys.identifier,
+                delete(LocalChallenge).where(LocalChallenge.requester_index == keys.requester)
+            )
+            # Locked before the links are read: a link being stored for the account right now
+            # holds it (see `consume`), so it is either committed and seen below, or it finds
+            # the account gone and is refused.
+            accounts = (
+                await session.scalars(
+                    select(LocalAccount.id)
+                    .where(
+                        or_(
+                            LocalAccount.id == account_id,
+                            LocalAccount.identifier_index == keys.identifier,
+                        )
                     )
+                    .with_for_update()
                 )
+            ).all()
+            if not accounts:
+                return
+            still_linked = select(Link.auth_user_id).where(
+                Link.backend == backend,
+                Link.auth_user_id.in_(accounts),
+                Link.telegram_user_id != telegram_user_id,
             )
             await session.execute(
-                delete(LocalChallenge).where(
-                    or_(
-                        LocalChallenge.identifier_index == keys.identifier,
-                        LocalChallenge.requester_index == keys.requester,
-                    )
+                delete(LocalAccount).where(
+                    LocalAccount.id.in_(accounts), LocalAccount.id.not_in(still_linked)
                 )
             )
 
@@ -485,75 +596,124 @@ class LocalAuthStore:
             )
 
 
+def _latest(moments: Sequence[datetime | None]) -> datetime | None:
+    return max((moment for moment in moments if moment is not None), default=None)
+
+
+def _lock_id(role: str, key: str) -> int:
+    """A PostgreSQL advisory lock id for a counted key. Ids share one space with any other
+    advisory locks in the database, so they are namespaced by a hash; a collision only makes
+    two unrelated keys wait for each other."""
+    digest = hashlib.blake2b(f"passgram-local\x00{role}\x00{key}".encode(), digest_size=8)
+    return int.from_bytes(digest.digest(), "big", signed=True)
+
+
+def _identifier_lock(keys: Keys) -> int:
+    """Covers everything counted per address, per person and address included."""
+    return _lock_id("identifier", keys.identifier)
+
+
+def _user_lock(keys: Keys) -> int:
+    return _lock_id("user", keys.requester)
+
+
+_TOTAL_LOCK = _lock_id("total", TOTAL_KEY)
+
+
 class _Windows:
     """Sliding-window counts, read and written inside the caller's transaction at `now`."""
 
     def __init__(self, session: AsyncSession, now: datetime) -> None:
         self.session = session
         self.now = now
+        self._writing = False
 
-    async def record(self, entries: Sequence[tuple[str, str]]) -> list[int]:
-        """Write one event per (kind, key) at `now`; returns their ids so they can be undone."""
-        rows = [LocalEvent(kind=kind, key=key, at=self.now) for kind, key in entries]
+    async def hold(self, *locks: int) -> None:
+        """Wait for, and keep until the transaction ends, the locks of the keys about to be
+        counted; see the module's docstring. The total's lock, when needed, comes last."""
+        if self.session.get_bind().dialect.name == "postgresql":
+            for lock in sorted(locks):
+                await self.session.execute(
+                    select(func.pg_advisory_xact_lock(literal(lock, BigInteger)))
+                )
+        elif not self._writing:
+            # SQLite: a write that changes nothing still takes the database's one write lock.
+            await self.session.execute(
+                update(LocalEvent)
+                .where(false())
+                .values(kind=LocalEvent.kind)
+                .execution_options(synchronize_session=False)
+            )
+            self._writing = True
+
+    async def record(self, entries: Sequence[tuple[str, str, str | None]]) -> list[int]:
+        """Write one event per (kind, key, requester) at `now`; returns their ids so they can
+        be undone."""
+        rows = [
+            LocalEvent(kind=kind, key=key, requester=requester, at=self.now)
+            for kind, key, requester in entries
+        ]
         self.session.add_all(rows)
         await self.session.flush()
         return [row.id for row in rows]
 
     async def room_at(
-        self, kind: str, key: str, *, window: timedelta, cap: int, pending: int = 0
+        self,
+        kind: str,
+        key: str,
+        *,
+        window: timedelta,
+        cap: int,
+        requester: str | None = None,
+        pending: int = 0,
     ) -> datetime | None:
         """When one more event fits under `cap` in the window; None when it fits now.
 
-        `pending` events were recorded at `now` by this transaction for the very thing being
-        checked, so they are not counted against it.
+        Counts only `requester`'s events when given. `pending` events were recorded at `now`
+        by this transaction for the very thing being checked, so they are not counted.
         """
-        count = await self._count(kind, key, window) - pending
+        query = self._in_window(kind, key, requester, window)
+        count = await self._count(query) - pending
         if count < cap:
             return None
         # The window has room once count - cap + 1 of its oldest events have left it.
         leaves = await self.session.scalar(
-            self._in_window(kind, key, window).order_by(LocalEvent.at).offset(count - cap).limit(1)
+            query.order_by(LocalEvent.at).offset(count - cap).limit(1)
         )
         return (leaves or self.now) + window
 
     async def last(
-        self, kind: str, key: str, *, window: timedelta, pending: int = 0
+        self,
+        kind: str,
+        key: str,
+        *,
+        window: timedelta,
+        requester: str | None = None,
+        pending: int = 0,
     ) -> tuple[int, datetime | None]:
         """How many events the window holds and when the newest was, leaving out `pending`."""
-        count = await self._count(kind, key, window) - pending
+        query = self._in_window(kind, key, requester, window)
+        count = await self._count(query) - pending
         if count <= 0:
             return 0, None
         newest = await self.session.scalar(
-            self._in_window(kind, key, window)
-            .order_by(LocalEvent.at.desc())
-            .offset(pending)
-            .limit(1)
+            query.order_by(LocalEvent.at.desc()).offset(pending).limit(1)
         )
         return count, newest
-
-    async def clear(self, kind: str, key: str) -> None:
-        await self.session.execute(
-            delete(LocalEvent).where(LocalEvent.kind == kind, LocalEvent.key == key)
-        )
 
     async def prune(self, older_than: timedelta) -> None:
         await self.session.execute(delete(LocalEvent).where(LocalEvent.at <= self.now - older_than))
 
-    async def _count(self, kind: str, key: str, window: timedelta) -> int:
-        count = await self.session.scalar(
-            select(func.count())
-            .select_from(LocalEvent)
-            .where(
-                LocalEvent.kind == kind,
-                LocalEvent.key == key,
-                LocalEvent.at > self.now - window,
-            )
-        )
+    async def _count(self, query: Select[datetime]) -> int:
+        count = await self.session.scalar(select(func.count()).select_from(query.subquery()))
         return count or 0
 
-    def _in_window(self, kind: str, key: str, window: timedelta) -> Select[datetime]:
-        return select(LocalEvent.at).where(
+    def _in_window(
+        self, kind: str, key: str, requester: str | None, window: timedelta
+    ) -> Select[datetime]:
+        query = select(LocalEvent.at).where(
             LocalEvent.kind == kind,
             LocalEvent.key == key,
             LocalEvent.at > self.now - window,
         )
+        return query if requester is None else query.where(LocalEvent.requester == requester)

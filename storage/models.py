@@ -116,6 +116,9 @@ class LocalAccount(Base):
     identifier_kind: Mapped[str] = mapped_column(String(8))
     identifier_index: Mapped[str] = mapped_column(String(64), unique=True)
     identifier_enc: Mapped[bytes] = mapped_column(LargeBinary)
+    # The challenge whose right code created it: checking that code again after a crash, before
+    # its link was stored, is still the sign-up.
+    created_by: Mapped[str | None] = mapped_column(String(40))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
@@ -139,8 +142,9 @@ class LocalChallenge(Base):
 class LocalEvent(Base):
     """Sends and failures, counted over sliding windows for the embedded backend's limits.
 
-    `key` is a blind index (of an identifier or a Telegram user) or "*" for global caps, so the
-    counts survive an erasure without keeping anything that names the person.
+    `key` is a blind index (of an identifier or a Telegram user) or "*" for global caps, and
+    `requester` the blind index of the Telegram user behind an event counted per identifier, so
+    the counts survive an erasure without keeping anything that names the person.
     """
 
     __tablename__ = "local_events"
@@ -149,6 +153,7 @@ class LocalEvent(Base):
     id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
     kind: Mapped[str] = mapped_column(String(16))
     key: Mapped[str] = mapped_column(String(64))
+    requester: Mapped[str | None] = mapped_column(String(64))
     at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
 
 

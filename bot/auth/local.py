@@ -4,10 +4,16 @@ Sign-in and sign-up are one flow: a right code for an address nobody has used ye
 account. What the rules protect against, and how:
 
 - guessing: 6-digit codes live 10 minutes, 5 tries each; a resend replaces the code but keeps
-  the tries already spent, and 10 failures per address in an hour lock it, across codes;
-- racing: whatever a request spends (a try, the code itself, a place under a send cap) is
-  written before or as it is checked, in one short transaction, so concurrent requests cannot
-  all pass the same check;
+  the tries already spent; 10 failures by one Telegram account for one address in an hour lock
+  that account out of it, across codes, and 100 by everyone together lock the address;
+- malicious lockout: the limits a person meets (lockout, cooldown, sends) count per address and
+  Telegram account, so knowing someone's address is not enough to lock them out or spend their
+  codes; the per-address totals are a backstop only many accounts together can reach;
+- racing: whatever a request spends (a try, a place under a send cap) is written as it is
+  checked, under a lock on what it counts, so concurrent requests (in one process or several)
+  cannot all pass the same check;
+- crashes: a right code is used up in the transaction that stores the link it produced (the
+  identity's `commit`), so a crash between the two leaves the code usable, never half-used;
 - cost: sends are capped per address, per Telegram user and in total before anything is
   delivered, because every SMS is paid for and SMS pumping is a real attack;
 - leaks: codes are stored only as MACs bound to their challenge, addresses only encrypted and
@@ -141,12 +147,16 @@ class LocalBackend:
         return self._challenge(challenge_id, identifier, channel, now, reserved)
 
     async def verify(self, challenge: Challenge, code: str, who: Requester) -> VerifiedIdentity:
-        """Check a code; the first right one signs in, or signs up a new address.
+        """Check a code; a right one signs in, or signs up a new address.
+
+        The right code is used up only when the identity's `commit` runs, in the transaction
+        that stores the link: until then the same code can be checked again (each check spends
+        a try) and gives the same account and the same answer to "was this the sign-up".
 
         A code that uses up the last try raises TooManyAttempts(None) rather than
         WrongCode(0): telling someone "0 tries left" invites a try that cannot succeed.
         TooManyAttempts(None) means this code is spent and a new sign-in can start at once;
-        TooManyAttempts(retry_at) means the address is locked until then.
+        TooManyAttempts(retry_at) means the address is locked for this person until then.
         """
         challenge_id = self._challenge_id(challenge)
         now = self._clock()
@@ -164,10 +174,16 @@ class LocalBackend:
             identifier.kind,
             identifier.value,
             new_id="usr_" + secrets.token_hex(12),
+            challenge_id=challenge_id,
             now=self._clock(),
         )
         log.info("Local backend %s account %s", "created" if created else "signed in", account_id)
-        return VerifiedIdentity(auth_user_id=account_id, identifier=identifier, created=created)
+        return VerifiedIdentity(
+            auth_user_id=account_id,
+            identifier=identifier,
+            created=created,
+            commit=self._store.consume(challenge_id, keys, account_id, now),
+        )
 
     async def complete(
         self, challenge: Challenge, fields: Mapping[str, str], who: Requester
@@ -180,7 +196,8 @@ class LocalBackend:
         """Nothing to end: this backend issues no sessions, the link itself is the sign-in."""
 
     async def erase(self, link: LinkRef) -> None:
-        """Forget the account and every code in flight for the address or the person.
+        """Forget this person's codes in flight, and the account unless another Telegram user
+        is linked to it.
 
         Send and failure events stay until they age out: they hold only blind indexes, and
         forgetting them would let anyone reset the caps by asking to be erased.
@@ -189,7 +206,9 @@ class LocalBackend:
             identifier=self._identifier_index(link.identifier),
             requester=self._requester_index(link.telegram_user_id),
         )
-        await self._store.erase(link.auth_user_id, keys)
+        await self._store.erase(
+            link.auth_user_id, keys, telegram_user_id=link.telegram_user_id, backend=self.name
+        )
 
     # -- sending --------------------------------------------------------------------------
 
@@ -281,7 +300,7 @@ def _code_refused(judged: Wrong | Expired | OutOfTries, now: datetime) -> AuthEr
     if not isinstance(judged, Wrong):
         return _refused(judged, now)
     if judged.locked_until is not None:
-        log.warning("Local backend locked an address until %s", judged.locked_until.isoformat())
+        log.warning("Local backend lockout until %s", judged.locked_until.isoformat())
         return TooManyAttempts(judged.locked_until)
     log.info("Local backend refused a wrong code, %d tries left", judged.tries_left)
     return WrongCode(judged.tries_left) if judged.tries_left > 0 else TooManyAttempts(None)

@@ -35,9 +35,17 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("conversations", schema=None) as batch_op:
         batch_op.drop_column("last_update_id")
+    with op.batch_alter_table("local_accounts", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("created_by", sa.String(length=40), nullable=True))
+    with op.batch_alter_table("local_events", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("requester", sa.String(length=64), nullable=True))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("local_events", schema=None) as batch_op:
+        batch_op.drop_column("requester")
+    with op.batch_alter_table("local_accounts", schema=None) as batch_op:
+        batch_op.drop_column("created_by")
     with op.batch_alter_table("conversations", schema=None) as batch_op:
         batch_op.add_column(sa.Column("last_update_id", sa.BigInteger(), nullable=True))
     op.drop_table("meta")
