@@ -10,6 +10,7 @@ import os
 import re
 import secrets
 import tempfile
+from datetime import timedelta
 from pathlib import Path
 from typing import Literal
 
@@ -19,6 +20,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from bot.auth.clerk.keys import InvalidPublishableKey, fapi_host
 from bot.auth.delivery import email_sender, smtp_server
+from bot.auth.limits import InvalidLimits, LocalLimits, local_limits, setting_name
 from bot.identifiers import DEFAULT_SMS_COUNTRIES, SmsRegions
 from storage.engine import redact_url, validate_url
 
@@ -33,6 +35,12 @@ _ADVICE = (
     f"use at least {MIN_SECRET_LENGTH} random characters, "
     'e.g. from python -c "import secrets; print(secrets.token_urlsafe(32))"'
 )
+
+_LOCAL = LocalLimits()
+
+
+def _secs(duration: timedelta) -> int:
+    return int(duration.total_seconds())
 
 
 class ConfigError(Exception):
@@ -78,6 +86,30 @@ class Settings(BaseSettings):
     app_name: str = Field(default="Passgram", min_length=1, max_length=64)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     dev_delivery: bool = False
+    # The local backend's limits (bot.auth.limits.LocalLimits); durations in whole seconds.
+    local_code_ttl_seconds: int = Field(default=_secs(_LOCAL.code_ttl), ge=60, le=86_400)
+    local_tries_per_code: int = Field(default=_LOCAL.tries_per_code, ge=1, le=100)
+    local_lockout_failures: int = Field(default=_LOCAL.lockout_failures, ge=1, le=100)
+    # NIST SP 800-63B allows at most 100 consecutive failures.
+    local_lockout_failures_per_identifier: int = Field(
+        default=_LOCAL.lockout_failures_per_identifier, ge=2, le=100
+    )
+    local_lockout_window_seconds: int = Field(
+        default=_secs(_LOCAL.lockout_window), ge=60, le=604_800
+    )
+    local_resend_cooldown_seconds: int = Field(
+        default=_secs(_LOCAL.resend_cooldown), ge=0, le=86_400
+    )
+    local_resend_cooldown_max_seconds: int = Field(
+        default=_secs(_LOCAL.resend_cooldown_max), ge=0, le=86_400
+    )
+    local_sends_per_identifier_per_user: int = Field(
+        default=_LOCAL.sends_per_identifier_per_user, ge=1, le=10_000
+    )
+    local_sends_per_identifier: int = Field(default=_LOCAL.sends_per_identifier, ge=2, le=10_000)
+    local_sends_per_user: int = Field(default=_LOCAL.sends_per_user, ge=1, le=1_000_000)
+    local_sends_total: int = Field(default=_LOCAL.sends_total, ge=2, le=10_000_000)
+    local_send_window_seconds: int = Field(default=_secs(_LOCAL.send_window), ge=60, le=604_800)
 
     @field_validator("log_level", mode="before")
     @classmethod
@@ -189,6 +221,10 @@ class Settings(BaseSettings):
                 raise ValueError("CLERK_PUBLISHABLE_KEY is required with AUTH_BACKEND=clerk")
             if self.clerk_mode == "bapi" and not self.clerk_secret_key:
                 raise ValueError("CLERK_SECRET_KEY is required with CLERK_MODE=bapi")
+        try:
+            local_limits(self)
+        except InvalidLimits as exc:
+            raise ValueError(exc.describe(setting_name)) from None
         return self
 
     @property
