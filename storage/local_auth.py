@@ -273,9 +273,9 @@ class LocalAuthStore:
     async def _reserve(self, windows: _Windows, keys: Keys) -> Reserved:
         """Count a send against every cap before it happens, or refuse it.
 
-        The caller holds the address's and the user's locks; the everyone-total's is taken
-        last, and only once the person's own caps let the send through, so a refusal is cheap
-        and the lock every send shares is held as briefly as possible.
+        The caller holds the address's and the user's locks; the all-users total's is taken
+        last, once the person's own caps let the send through and everything else is read, so
+        the one lock every send shares is held as briefly as possible.
         """
         limits = self._limits
         locked_until = await self._locked_until(windows, keys)
@@ -290,16 +290,16 @@ class LocalAuthStore:
             ]
         )
         blocked_until = _latest(await self._send_waits(windows, keys, pending=1))
-        if blocked_until is None:
-            await windows.hold(_TOTAL_LOCK)
-            blocked_until = await windows.room_at(
-                SEND_TOTAL, TOTAL_KEY, window=limits.send_window, cap=limits.sends_total, pending=1
-            )
         if blocked_until is not None:
             raise _Refused(TooSoon(blocked_until))
-        reservation = Reservation(personal=tuple(ids[:2]), total=tuple(ids[2:]))
-        next_send_at = _latest(await self._send_waits(windows, keys, pending=0))
-        return Reserved(reservation, next_send_at or windows.now)
+        next_send_at = _latest(await self._send_waits(windows, keys, pending=0)) or windows.now
+        await windows.hold(_TOTAL_LOCK)
+        total_full_until = await windows.room_at(
+            SEND_TOTAL, TOTAL_KEY, window=limits.send_window, cap=limits.sends_total, pending=1
+        )
+        if total_full_until is not None:
+            raise _Refused(TooSoon(total_full_until))
+        return Reserved(Reservation(personal=tuple(ids[:2]), total=tuple(ids[2:])), next_send_at)
 
     async def _send_waits(
         self, windows: _Windows, keys: Keys, *, pending: int
