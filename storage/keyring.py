@@ -10,9 +10,9 @@ Two rows of `meta` keep it:
   stopped, and running it again after it finished does nothing.
 
 `rotate` rewrites, table by table: every encrypted column under the new secret; every blind index
-of those rows, recomputed from the decrypted value; and the `local_events` keys (the counts
-behind send caps and lockouts) that are blind indexes of a Telegram user or of an address some
-account or link holds, so the limits keep counting across the change.
+of those rows, recomputed from the decrypted value; and the `local_events` keys and requesters
+(the counts behind send caps and lockouts) that are blind indexes of a Telegram user or of an
+address some account or link holds, so the limits keep counting across the change.
 
 What it cannot rewrite, because the value behind it is not kept:
 - codes in flight (`local_challenges`): stored only as MACs, under the old secret. A bot running
@@ -422,20 +422,20 @@ async def _conversations(session: AsyncSession, vault: Vault, after: Any, limit:
 
 
 async def _rekey_events(session: AsyncSession, indexes: Iterable[Sequence[str]]) -> None:
-    """Move send and failure counts from old blind indexes to the current ones."""
+    """Move send and failure counts from old blind indexes to the current ones: the key they
+    are counted under, and the person an address's count came from."""
     current = {old: keys[0] for keys in indexes for old in keys[1:] if old != keys[0]}
     if not current:
         return
-    present = await session.scalars(
-        select(LocalEvent.key).where(LocalEvent.key.in_(current)).distinct()
-    )
-    for old in list(present):
-        await session.execute(
-            update(LocalEvent)
-            .where(LocalEvent.key == old)
-            .values(key=current[old])
-            .execution_options(synchronize_session=False)
-        )
+    for column in (LocalEvent.key, LocalEvent.requester):
+        present = await session.scalars(select(column).where(column.in_(current)).distinct())
+        for old in [old for old in present if old is not None]:
+            await session.execute(
+                update(LocalEvent)
+                .where(column == old)
+                .values({column: current[old]})
+                .execution_options(synchronize_session=False)
+            )
 
 
 def _rowcount(result: Any) -> int:

@@ -410,7 +410,13 @@ async def _populate(db: Database, vault: Vault) -> None:
                     telegram_user_id=user_id, step="linked", data_enc=vault.encrypt({"n": i})
                 )
             )
-            session.add(LocalEvent(kind="send_id", key=vault.index("email", address)))
+            session.add(
+                LocalEvent(
+                    kind="send_id",
+                    key=vault.index("email", address),
+                    requester=vault.index("telegram", str(user_id)),
+                )
+            )
             session.add(LocalEvent(kind="send_user", key=vault.index("telegram", str(user_id))))
         session.add(LocalEvent(kind="send_id", key=vault.index("email", "nobody@example.com")))
         session.add(LocalEvent(kind="send_all", key="*"))
@@ -455,8 +461,11 @@ async def _assert_readable_by_new_only(db: Database, new: Vault, old: Vault) -> 
         assert row.identifier_index == new.index("email", new.decrypt(row.identifier_enc))
     # Counts keyed by a known person or address moved with them; one nobody holds could not.
     keys = {(e.kind, e.key) for e in events}
+    requesters = {e.key: e.requester for e in events if e.kind == "send_id"}
     for i in range(USERS):
-        assert ("send_id", new.index("email", f"user{100 + i}@example.com")) in keys
+        address = new.index("email", f"user{100 + i}@example.com")
+        assert ("send_id", address) in keys
+        assert requesters[address] == new.index("telegram", str(100 + i))
         assert ("send_user", new.index("telegram", str(100 + i))) in keys
     assert ("send_id", old.index("email", "nobody@example.com")) in keys
     assert ("send_all", "*") in keys
