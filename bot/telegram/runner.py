@@ -117,8 +117,9 @@ def _lane(update: Update) -> Hashable | None:
 class Runner:
     """The bot, embeddable: `start()` returns once it is receiving updates, `stop()` ends it."""
 
-    def __init__(self, app: App) -> None:
+    def __init__(self, app: App, *, drain_timeout: float = DRAIN_TIMEOUT) -> None:
         self.app = app
+        self.drain_timeout = drain_timeout
         self.bot = make_bot(app)
         self.dp = make_dispatcher(app)
         self.lanes = Lanes()
@@ -196,7 +197,7 @@ class Runner:
         web_app.router.add_get("/healthz", _healthz)
         self._secret = secret
         # Telegram waits for the answer; let handlers in flight finish when stopping.
-        self._web = web.AppRunner(web_app, access_log=None, shutdown_timeout=DRAIN_TIMEOUT)
+        self._web = web.AppRunner(web_app, access_log=None, shutdown_timeout=self.drain_timeout)
         await self._web.setup()
         host, _, port = settings.webhook_listen.rpartition(":")
         self._site = web.TCPSite(self._web, host.strip("[]"), int(port))
@@ -242,7 +243,7 @@ class Runner:
         if self._site is not None:
             await self._site.stop()  # no new requests; those in flight go on
             self._site = None
-        left = await self.lanes.drain(DRAIN_TIMEOUT)
+        left = await self.lanes.drain(self.drain_timeout)
         if left:
             log.warning(
                 "stopped with %d updates unfinished; Telegram will deliver them again", left

@@ -92,11 +92,11 @@ class World:
         values |= self.overrides
         return load_settings(**values)
 
-    async def start_bot(self) -> None:
+    async def start_bot(self, **runner_options: Any) -> None:
         settings = self.settings()
         await asyncio.to_thread(upgrade, settings.database_url)
         self.app = await build_app(settings, clock=self.clock)
-        self.runner = Runner(self.app)
+        self.runner = Runner(self.app, **runner_options)
         await self.runner.start()
 
     async def stop_bot(self) -> None:

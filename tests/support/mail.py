@@ -61,6 +61,7 @@ class SmtpSink:
         self.logins: list[tuple[str, str]] = []  # every AUTH attempt, decoded
         self._inbox: Inbox[EmailMessage] = Inbox()
         self._refusals: dict[str, str] = {}
+        self.delay = 0.0  # seconds the server takes to accept a message: a slow mail server
         self._controller: _LoopbackController | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._server_log_level = logging.NOTSET
@@ -164,6 +165,8 @@ class _Handler:
         return "250 OK"
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        if self._sink.delay:
+            await asyncio.sleep(self._sink.delay)  # on the server's own loop and thread
         raw = envelope.original_content or b""
         message = BytesParser(policy=policy.default).parsebytes(raw)
         assert isinstance(message, EmailMessage)
