@@ -37,10 +37,7 @@ async def open_vault(settings: Settings, sessions: SessionFactory) -> Vault:
     value on first use."""
     if _would_make_a_secret(settings) and await _guarded(settings, keyring.is_written(sessions)):
         # Making a new secret now could only lead to refusing it: say what is missing instead.
-        raise ConfigError(
-            f"PASSGRAM_SECRET: not set, and {_kept_file(settings)} does not exist, but this "
-            "database was written with a secret; set PASSGRAM_SECRET, or restore that file"
-        )
+        raise _kept_secret_lost(settings)
     vault = vault_for(settings)
     await _guarded(settings, keyring.verify_or_record(sessions, vault))
     if settings.passgram_secret_old is not None:
@@ -62,11 +59,7 @@ async def check(settings: Settings) -> None:
     try:
         if _would_make_a_secret(settings):
             if await _guarded(settings, keyring.is_written(db.sessions)):
-                raise ConfigError(
-                    f"PASSGRAM_SECRET: not set, and {_kept_file(settings)} does not exist, but "
-                    "this database was written with a secret; set PASSGRAM_SECRET, or restore "
-                    "that file"
-                )
+                raise _kept_secret_lost(settings)
             return
         vault = vault_for(settings)
         await _guarded(settings, keyring.verify_or_record(db.sessions, vault, record=False))
@@ -127,6 +120,13 @@ async def _guarded(settings: Settings, work: Awaitable[T]) -> T:
 def _would_make_a_secret(settings: Settings) -> bool:
     return (
         settings.passgram_secret is None and not (settings.passgram_data_dir / SECRET_FILE).exists()
+    )
+
+
+def _kept_secret_lost(settings: Settings) -> ConfigError:
+    return ConfigError(
+        f"PASSGRAM_SECRET: not set, and {_kept_file(settings)} does not exist, but this "
+        "database was written with a secret; set PASSGRAM_SECRET, or restore that file"
     )
 
 
