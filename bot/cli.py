@@ -33,7 +33,8 @@ def _fail(message: str) -> int:
     return 2
 
 
-async def _run(settings: Settings) -> None:
+async def _run(settings: Settings) -> str | None:
+    """Run until a signal or a fatal error; returns why it gave up, if it did."""
     from bot.telegram.runner import Runner
     from bot.wiring import build_app
 
@@ -53,6 +54,7 @@ async def _run(settings: Settings) -> None:
     finally:
         await runner.stop()
         await app.close()
+    return runner.failed
 
 
 def cmd_run(settings: Settings) -> int:
@@ -70,9 +72,10 @@ def cmd_run(settings: Settings) -> int:
         check_ready(settings.database_url)
     except NotReady as exc:
         return _fail(str(exc))
+    failed = None
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(_run(settings))
-    return 0
+        failed = asyncio.run(_run(settings))
+    return _fail(failed) if failed else 0
 
 
 async def _links(settings: Settings, user_id: int | None) -> Any:
