@@ -41,6 +41,27 @@ def bot_texts(user: object) -> list[str]:
     return [m.text or "" for m in user.history if m.from_bot]  # type: ignore[attr-defined]
 
 
+@pytest.fixture
+async def pg_world(tmp_path: Path, bot_mode: str) -> AsyncIterator[World]:
+    async with fresh_postgres() as url, make_world(tmp_path, bot_mode) as w:
+        w.overrides["database_url"] = url
+        yield w
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def world(
+    request: pytest.FixtureRequest, tmp_path: Path, bot_mode: str
+) -> AsyncIterator[World]:
+    """Here every race and fault is played on SQLite and on PostgreSQL."""
+    if request.param == "sqlite":
+        async with make_world(tmp_path, bot_mode) as w:
+            yield w
+        return
+    async with fresh_postgres() as url, make_world(tmp_path, bot_mode) as w:
+        w.overrides["database_url"] = url
+        yield w
+
+
 @pytest.mark.parametrize("bot_mode", ["polling"])
 async def test_a_code_and_a_press_in_one_batch_are_decided_in_order(running: World) -> None:
     w = running
@@ -147,6 +168,7 @@ async def test_stopping_finishes_a_step_in_flight(running: World) -> None:
     runner = w.runner
     await until(lambda: len(runner.lanes) == 1, "the step is in flight")
     await w.stop_bot()
+    assert not [line for line in w.log.lines if " ERROR " in line]  # a clean stop is quiet
     # Stopping waited for the step: the code went out and the person was told so.
     assert len(w.smtp.messages) == 1
     assert any("I've sent a 6-digit code" in t for t in bot_texts(max_))
@@ -157,13 +179,6 @@ async def test_stopping_finishes_a_step_in_flight(running: World) -> None:
     await max_.wait_for(lambda m: m.from_bot and "not signed in" in (m.text or ""))
     assert len(w.smtp.messages) == 1
     assert sum("I've sent a 6-digit code" in t for t in bot_texts(max_)) == 1
-
-
-@pytest.fixture
-async def pg_world(tmp_path: Path, bot_mode: str) -> AsyncIterator[World]:
-    async with fresh_postgres() as url, make_world(tmp_path, bot_mode) as w:
-        w.overrides["database_url"] = url
-        yield w
 
 
 async def test_a_crash_between_checking_the_code_and_storing_the_link_loses_nothing(
