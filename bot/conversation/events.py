@@ -6,6 +6,9 @@ An adapter turns a framework's update into an `Incoming` and an `Outcome` into A
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Protocol
+
+from bot.identifiers import Identifier
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +72,39 @@ class Reply:
     remove_keyboard: bool = False
 
 
+@dataclass(frozen=True, slots=True)
+class Linked:
+    """A person proved an identity and is now linked to it (or came back, already linked,
+    through a deep link: `entry` then says where from)."""
+
+    user_id: int
+    identifier: Identifier
+    auth_user_id: str
+    entry: str | None = None  # what the /start payload they came with stood for, if any
+
+
+@dataclass(frozen=True, slots=True)
+class Unlinked:
+    user_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class Erased:
+    user_id: int
+
+
+# What happened, for whoever listens (the gate): told only once it is stored.
+Happened = Linked | Unlinked | Erased
+
+
+class EntryCheck(Protocol):
+    """Reads a `/start` payload (a deep link): the opaque entry it stands for, or None when it
+    is forged, stale or used. Whoever issued the link implements it; the conversation only carries
+    the entry through to `Linked`."""
+
+    async def check(self, payload: str, user_id: int) -> str | None: ...
+
+
 @dataclass(slots=True)
 class Outcome:
     replies: list[Reply] = field(default_factory=list)
@@ -76,3 +112,4 @@ class Outcome:
     toast: str | None = None  # the answer shown for a pressed button
     clear_pressed: bool = False  # take the buttons off the message whose button was pressed
     duplicate: bool = False  # the update was handled before; nothing was done
+    happened: list[Happened] = field(default_factory=list)

@@ -38,13 +38,17 @@ from bot.conversation import texts
 from bot.conversation.events import (
     Button,
     Command,
+    EntryCheck,
+    Erased,
     Incoming,
+    Linked,
     Other,
     Outcome,
     Press,
     Reply,
     SharedContact,
     Text,
+    Unlinked,
 )
 from bot.identifiers import Identifier, IdentifierError, parse_identifier, parse_phone
 from storage.repos import (
@@ -115,6 +119,10 @@ class Turn:
         return self.record.data if self.record else {}
 
     def go(self, step: str | None, **data: Any) -> None:
+        # Where the person came from (a deep link) stays with them until they are linked.
+        entry = self.data.get("entry")
+        if entry is not None and "entry" not in data:
+            data["entry"] = entry
         self.record = ConversationRecord(step, data) if step else None
 
     def say(self, reply: Reply) -> None:
@@ -141,8 +149,10 @@ class Conversation:
         app_name: str,
         default_region: str | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        entries: EntryCheck | None = None,
     ) -> None:
         self.backend = backend
+        self.entries = entries
         self.app = app_name
         self.region = default_region
         self.clock = clock
@@ -288,12 +298,21 @@ class Conversation:
     async def _command(self, turn: Turn, cmd: Command) -> None:
         name = cmd.name
         if name == "start":
-            if cmd.args:
-                # Deep links are signed tokens issued for gated chats; none is valid here.
+            entry = await self._entry(turn, cmd.args) if cmd.args else None
+            if cmd.args and entry is None:
                 turn.say(Reply(self.t(turn, "bad_link")))
             if turn.link:
                 self._already_linked(turn)
+                if entry is not None:
+                    link = turn.link
+                    turn.outcome.happened.append(
+                        Linked(
+                            link.telegram_user_id, self._identifier(link), link.auth_user_id, entry
+                        )
+                    )
             else:
+                if entry is not None:
+                    turn.go(IDENTIFIER, entry=entry)
                 self._ask_identifier(turn, "welcome")
         elif name == "help":
             turn.say(Reply(self.t(turn, "help")))
@@ -307,6 +326,11 @@ class Conversation:
             self._confirm_forget(turn)
         else:
             turn.say(Reply(self.t(turn, "unknown_command")))
+
+    async def _entry(self, turn: Turn, payload: str) -> str | None:
+        if self.entries is None:
+            return None
+        return await self.entries.check(payload, turn.incoming.person.id)
 
     def _already_linked(self, turn: Turn) -> None:
         assert turn.link
@@ -342,6 +366,7 @@ class Conversation:
             return
         await self.backend.revoke(self._link_ref(turn.link))
         turn.audit.append(AuditRecord("signed_out", turn.link.backend, turn.link.auth_user_id))
+        turn.outcome.happened.append(Unlinked(turn.incoming.person.id))
         turn.new_link = None
         turn.go(None)
         turn.say(Reply(self.t(turn, "logged_out"), remove_keyboard=True))
@@ -366,6 +391,7 @@ class Conversation:
         if turn.link:
             await self.backend.erase(self._link_ref(turn.link))
         turn.erase = True
+        turn.outcome.happened.append(Erased(turn.incoming.person.id))
         turn.new_link = None
         turn.go(None)
         turn.say(Reply(self.t(turn, "forgotten"), remove_keyboard=True))
@@ -576,6 +602,9 @@ class Conversation:
                 identity.auth_user_id,
                 {"channel": identity.identifier.kind},
             )
+        )
+        turn.outcome.happened.append(
+            Linked(person.id, identity.identifier, identity.auth_user_id, turn.data.get("entry"))
         )
         turn.go(None)
         who = identity.identifier.display

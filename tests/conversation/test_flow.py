@@ -23,7 +23,18 @@ from bot.auth.base import (
     VerifiedIdentity,
     WrongCode,
 )
-from bot.conversation.events import Command, Incoming, Other, Person, Press, SharedContact, Text
+from bot.conversation.events import (
+    Command,
+    Erased,
+    Incoming,
+    Linked,
+    Other,
+    Person,
+    Press,
+    SharedContact,
+    Text,
+    Unlinked,
+)
 from bot.conversation.flow import Conversation, code_digits
 from bot.identifiers import Identifier, IdentifierKind
 from storage.repos import UNCHANGED, ConversationRecord, LinkRecord
@@ -282,3 +293,62 @@ async def test_a_lasting_refusal_says_what_would_help() -> None:
     backend.fail = Refused("mfa_required")
     (reply,) = await chat.send(Text("123456"))
     assert "two-step verification" in reply
+
+
+class Entries:
+    """Deep links as the gate issues them: "good" stands for chat -100, anything else is refused."""
+
+    async def check(self, payload: str, user_id: int) -> str | None:
+        return "chat:-100" if payload == "good" else None
+
+
+async def test_a_deep_link_is_carried_through_to_the_link() -> None:
+    chat = Chat(ScriptedBackend())
+    chat.conversation.entries = Entries()
+    chat.update_id += 1
+    outcome, changes = await chat.conversation.handle(
+        Incoming(ANN, Command("start", "good"), chat.update_id), None, None
+    )
+    assert outcome.replies[0].text.startswith("Hi! I'm the sign-in bot for Acme.")
+    chat.record = changes.conversation
+    await chat.send(Text("not an address"))  # a wrong turn keeps where they came from
+    await chat.send(Text("jane@example.com"))
+    chat.update_id += 1
+    outcome, _ = await chat.conversation.handle(
+        Incoming(ANN, Text("123456"), chat.update_id), chat.record, chat.link
+    )
+    assert outcome.happened == [
+        Linked(ANN.id, Identifier("email", "jane@example.com"), "user_1", "chat:-100")
+    ]
+
+
+async def test_a_forged_deep_link_is_refused_politely_and_carries_nothing() -> None:
+    chat = Chat(ScriptedBackend())
+    chat.conversation.entries = Entries()
+    replies = await chat.send(Command("start", "forged"))
+    assert (
+        replies[0]
+        == "That link isn't valid any more. Ask for a new one — or sign in here directly."
+    )
+    assert chat.record is not None and "entry" not in chat.record.data
+
+
+async def test_signing_out_and_erasing_are_told_to_listeners() -> None:
+    chat = Chat(ScriptedBackend())
+    await chat.send(Text("jane@example.com"))
+    await chat.send(Text("123456"))
+    chat.update_id += 1
+    outcome, changes = await chat.conversation.handle(
+        Incoming(ANN, Command("logout"), chat.update_id), chat.record, chat.link
+    )
+    assert outcome.happened == [Unlinked(ANN.id)]
+    assert changes.link is None
+    chat.record, chat.link = changes.conversation, None
+    await chat.send(Text("jane@example.com"))
+    await chat.send(Text("123456"))
+    await chat.send(Command("forget"))
+    chat.update_id += 1
+    outcome, _ = await chat.conversation.handle(
+        Incoming(ANN, Press("erase"), chat.update_id), chat.record, chat.link
+    )
+    assert outcome.happened == [Erased(ANN.id)]
