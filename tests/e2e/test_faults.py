@@ -8,7 +8,6 @@ import asyncio
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
-import asyncpg
 import httpx
 import pytest
 from sqlalchemy import text
@@ -16,7 +15,7 @@ from sqlalchemy import text
 from storage.models import Link, LocalAccount
 from tests.e2e.conftest import World, make_world, remember
 from tests.e2e.test_sign_in import rows
-from tests.support.postgres import ADMIN_DSN, fresh_postgres
+from tests.support.postgres import fresh_postgres
 
 
 async def until(condition: Callable[[], bool], what: str, within: float = 5.0) -> None:
@@ -39,13 +38,6 @@ async def code_step(w: World, name: str, email: str) -> tuple[object, str]:
 
 def bot_texts(user: object) -> list[str]:
     return [m.text or "" for m in user.history if m.from_bot]  # type: ignore[attr-defined]
-
-
-@pytest.fixture
-async def pg_world(tmp_path: Path, bot_mode: str) -> AsyncIterator[World]:
-    async with fresh_postgres() as url, make_world(tmp_path, bot_mode) as w:
-        w.overrides["database_url"] = url
-        yield w
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -181,43 +173,46 @@ async def test_stopping_finishes_a_step_in_flight(running: World) -> None:
     assert sum("I've sent a 6-digit code" in t for t in bot_texts(max_)) == 1
 
 
-async def test_a_crash_between_checking_the_code_and_storing_the_link_loses_nothing(
-    pg_world: World,
+FAIL_AUDIT = {
+    # The database refuses the transaction that stores the link (as a full disk or a killed
+    # connection would), after the code was judged right in an earlier one.
+    "sqlite": [
+        "CREATE TRIGGER fail_audit BEFORE INSERT ON audit_log "
+        "BEGIN SELECT RAISE(ABORT, 'disk full'); END"
+    ],
+    "postgresql": [
+        "CREATE FUNCTION fail_audit() RETURNS trigger AS $$ "
+        "BEGIN RAISE EXCEPTION 'disk full'; END $$ LANGUAGE plpgsql",
+        "CREATE TRIGGER fail_audit BEFORE INSERT ON audit_log "
+        "FOR EACH ROW EXECUTE FUNCTION fail_audit()",
+    ],
+}
+HEAL_AUDIT = {
+    "sqlite": ["DROP TRIGGER fail_audit"],
+    "postgresql": ["DROP TRIGGER fail_audit ON audit_log", "DROP FUNCTION fail_audit()"],
+}
+
+
+async def test_a_failure_between_checking_the_code_and_storing_the_link_loses_nothing(
+    running: World,
 ) -> None:
-    """The database connection dies after the code was judged right but before the link was
-    stored, as it does when the process is killed: the same code must still sign the person in,
-    once."""
-    w = pg_world
-    await w.start_bot()
+    """The code is judged right, then storing the link fails (as when the process dies
+    there): the same code must still sign the person in, once."""
+    w = running
     sam, code = await code_step(w, "Sam", "sam.crash@example.com")
     assert w.app is not None
-    database = w.app.settings.database_url.rsplit("/", 1)[1]
-    blocker = await asyncpg.connect(ADMIN_DSN.rsplit("/", 1)[0] + f"/{database}")
-    try:
-        # Writing the link (with its audit entry) now waits; everything before it goes through.
-        tx = blocker.transaction()
-        await tx.start()
-        await blocker.execute("LOCK TABLE audit_log IN ACCESS EXCLUSIVE MODE")
-        await sam.send_text(code)
-        async with asyncio.timeout(5):
-            while not await blocker.fetchval(  # noqa: ASYNC110 - the server's state, polled
-                "SELECT count(*) FROM pg_stat_activity WHERE datname = $1 AND wait_event_type = "
-                "'Lock' AND pid <> pg_backend_pid()",
-                database,
-            ):
-                await asyncio.sleep(0.01)
-        # The bot's connection dies mid-transaction: nothing it had not committed is kept.
-        await blocker.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-            "WHERE datname = $1 AND pid <> pg_backend_pid()",
-            database,
-        )
-        await tx.rollback()
-    finally:
-        await blocker.close()
+    engine = w.app.db.engine
+    dialect = engine.dialect.name
+    async with engine.begin() as conn:
+        for statement in FAIL_AUDIT[dialect]:
+            await conn.execute(text(statement))
+    await sam.send_text(code)
     failed = await sam.next_message()
     assert (failed.text or "").startswith("Something went wrong on my side")
     assert await rows(w, Link, telegram_user_id=sam.id) == 0
+    async with engine.begin() as conn:
+        for statement in HEAL_AUDIT[dialect]:
+            await conn.execute(text(statement))
 
     await sam.send_text(code)
     await sam.wait_for(lambda m: m.from_bot and (m.text or "").startswith("✅"))
