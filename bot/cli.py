@@ -73,8 +73,11 @@ def cmd_run(settings: Settings) -> int:
     except NotReady as exc:
         return _fail(str(exc))
     failed = None
-    with contextlib.suppress(KeyboardInterrupt):
-        failed = asyncio.run(_run(settings))
+    try:
+        with contextlib.suppress(KeyboardInterrupt):
+            failed = asyncio.run(_run(settings))
+    except ConfigError as exc:  # e.g. a secret that is not the database's
+        return _fail(str(exc))
     return _fail(failed) if failed else 0
 
 

@@ -12,12 +12,14 @@ import httpx
 from bot.auth.base import AuthBackend
 from bot.auth.clerk import ClerkBackend
 from bot.auth.delivery import DeliveryChannel, LogChannel, SmtpChannel, TwilioChannel
+from bot.auth.limits import local_limits
 from bot.auth.local import LocalBackend
 from bot.config import ConfigError, Settings
 from bot.conversation.flow import Conversation
 from bot.conversation.service import ConversationService
 from bot.identifiers import Identifier
 from bot.jobs import Job
+from bot.secret import open_vault
 from storage.engine import Database, SessionFactory
 from storage.repos import Store
 from storage.vault import Vault
@@ -115,6 +117,7 @@ def build_backend(
         vault,
         channels,
         app_name=settings.app_name,
+        limits=local_limits(settings),
         clock=clock,
     )
 
@@ -123,12 +126,20 @@ async def build_app(
     settings: Settings, *, dev_sink: OutboxSink | None = None, clock: Clock = utcnow
 ) -> App:
     db = Database(settings.database_url)
-    vault = Vault(settings.secret())
+    try:
+        vault = await open_vault(settings, db.sessions)
+    except BaseException:
+        await db.dispose()
+        raise
     http = httpx.AsyncClient(timeout=httpx.Timeout(15.0))
     backend = build_backend(settings, db.sessions, vault, http, dev_sink, clock)
-    store = Store(db.sessions, vault)
+    store = Store(db.sessions, vault, after_erase=db.scrub)
     conversation = Conversation(
-        backend, app_name=settings.app_name, default_region=settings.default_region, clock=clock
+        backend,
+        app_name=settings.app_name,
+        default_region=settings.default_region,
+        clock=clock,
+        sms_regions=settings.sms_regions,
     )
     service = ConversationService(conversation, store)
     return App(settings, db, store, backend, service, http, housekeeping(store, backend, clock))

@@ -95,9 +95,17 @@ class Duplicate(Exception):
 
 
 class Store:
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], vault: Vault) -> None:
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        vault: Vault,
+        *,
+        after_erase: Callable[[], Awaitable[object]] | None = None,
+    ) -> None:
         self._sessions = sessions
         self._vault = vault
+        # Run once an erasure is committed: on SQLite the deleted rows still sit in the log.
+        self._after_erase = after_erase
 
     async def load(self, user_id: int, update_id: int | None = None) -> Loaded:
         async with self._sessions() as session:
@@ -124,6 +132,8 @@ class Store:
             for work in changes.work:
                 await work(session)
             await self._write(session, changes)
+        if changes.erase and self._after_erase is not None:
+            await self._after_erase()
 
     async def forget_handled(self, older_than: datetime) -> int:
         """Drop the record of updates Telegram can no longer redeliver (it keeps them 24 h)."""

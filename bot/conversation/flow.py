@@ -50,7 +50,13 @@ from bot.conversation.events import (
     Text,
     Unlinked,
 )
-from bot.identifiers import Identifier, IdentifierError, parse_identifier, parse_phone
+from bot.identifiers import (
+    Identifier,
+    IdentifierError,
+    SmsRegions,
+    parse_identifier,
+    parse_phone,
+)
 from storage.repos import (
     UNCHANGED,
     AuditRecord,
@@ -150,9 +156,11 @@ class Conversation:
         default_region: str | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         entries: EntryCheck | None = None,
+        sms_regions: SmsRegions | None = None,
     ) -> None:
         self.backend = backend
         self.entries = entries
+        self.sms_regions = sms_regions
         self.app = app_name
         self.region = default_region
         self.clock = clock
@@ -196,7 +204,7 @@ class Conversation:
     def _identifier(link: LinkRecord) -> Identifier:
         return Identifier(link.identifier_kind, link.identifier_value)  # type: ignore[arg-type]
 
-    def _ask_identifier(self, turn: Turn, key: str | None = None) -> None:
+    def _ask_identifier(self, turn: Turn, key: str | None = None, **values: str) -> None:
         email = self.backend.supports("email")
         phone = self.backend.supports("phone")
         if key is None:
@@ -208,7 +216,10 @@ class Conversation:
                 else "ask_identifier_phone_only"
             )
         turn.say(
-            Reply(self.t(turn, key), contact_button=self.t(turn, "share_phone") if phone else None)
+            Reply(
+                self.t(turn, key, **values),
+                contact_button=self.t(turn, "share_phone") if phone else None,
+            )
         )
         turn.go(IDENTIFIER)
 
@@ -442,9 +453,13 @@ class Conversation:
         number = contact.phone_number.strip()
         # Telegram sends the account's own number, sometimes without the "+".
         try:
-            identifier = parse_phone(number if number.startswith("+") else f"+{number}")
+            identifier = parse_phone(
+                number if number.startswith("+") else f"+{number}", sms_regions=self.sms_regions
+            )
         except IdentifierError as exc:
-            turn.say(Reply(self.t(turn, f"reason_{exc.reason.value}")))
+            turn.say(
+                Reply(self.t(turn, f"reason_{exc.reason.value}", **exc.text_values(turn.lang)))
+            )
             turn.go(IDENTIFIER)
             return
         await self._start(turn, identifier)
@@ -463,9 +478,11 @@ class Conversation:
             await self._command(turn, Command("start"))
         else:
             try:
-                identifier = parse_identifier(text, self.region)
+                identifier = parse_identifier(text, self.region, sms_regions=self.sms_regions)
             except IdentifierError as exc:
-                self._ask_identifier(turn, f"reason_{exc.reason.value}")
+                self._ask_identifier(
+                    turn, f"reason_{exc.reason.value}", **exc.text_values(turn.lang)
+                )
                 return
             await self._start(turn, identifier)
 
@@ -524,7 +541,7 @@ class Conversation:
         if digits is None:
             # A fresh address or number here means "use this one instead" (a typo fixed).
             try:
-                identifier = parse_identifier(text, self.region)
+                identifier = parse_identifier(text, self.region, sms_regions=self.sms_regions)
             except IdentifierError:
                 self._waiting_for_code(turn, challenge)
                 return

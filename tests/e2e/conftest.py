@@ -81,6 +81,7 @@ class World:
             "twilio_from": "+15005550006",
             "twilio_api_url": self.twilio.url,
             "app_name": "Acme",
+            "sms_countries": "GB,US,CA",
         }
         if self.mode == "webhook":
             port = unused_port()
