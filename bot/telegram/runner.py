@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 from aiogram import Bot, Dispatcher
 from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
-from aiogram.exceptions import TelegramAPIError, TelegramUnauthorizedError
+from aiogram.exceptions import ClientDecodeError, TelegramAPIError, TelegramUnauthorizedError
 from aiogram.types import BotCommand, ErrorEvent, Update
 from aiohttp import web
 from pydantic import ValidationError
@@ -71,7 +71,7 @@ def make_dispatcher(app: App) -> Dispatcher:
             if log.isEnabledFor(logging.DEBUG)
             else None,
         )
-        if isinstance(exc, TelegramAPIError):
+        if isinstance(exc, TelegramAPIError | ClientDecodeError):
             # Telegram itself failed us (after retries): another message would fail the same way,
             # and blaming the sign-in service would be untrue.
             return True
