@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+from .groups import post, presence
 from .objects import EntityParseError, build, parse_text
 from .state import BotState, CallRecord, ChatMessage, ChatState, PendingUpdate, Webhook, World
 from .wire import ApiError, Params, bad_request
@@ -60,22 +61,39 @@ async def execute(
 ) -> tuple[Any, str | None]:
     """Run one call and record it; raises ApiError with the server's code and text."""
     entry = METHODS.get(name.lower())
-    record = CallRecord(bot.id, entry[0] if entry else name, raw, via=via)
-    world.calls.append(record)
-    world.call_signal.fire()
+    record = CallRecord(
+        bot.id,
+        entry[0] if entry else name,
+        raw,
+        via=via,
+        at=world.clock(),
+        chat_id=_target_chat(world, raw.get("chat_id")),
+    )
+    world.record(record)
     try:
         if entry is None:
             raise ApiError.make(404, "method not found")
         faults = world.faults.get(name.lower())
         if faults:
             raise faults.pop(0)
+        world.rates.check(record)
         outcome = await entry[1](world, bot, Params(raw))
     except ApiError as error:
         record.error = error
         raise
+    world.rates.sent(record)
     described = outcome if isinstance(outcome, Described) else Described(outcome, "")
     record.result = described.result
     return described.result, described.description or None
+
+
+def _target_chat(world: World, chat_id: Any) -> int | None:
+    if isinstance(chat_id, str) and chat_id.startswith("@"):
+        return world.usernames.get(chat_id[1:].lower())
+    try:
+        return int(chat_id) if chat_id not in (None, "") else None
+    except (TypeError, ValueError):
+        return None
 
 
 def _clamp(value: int | None, low: int, high: int, default: int) -> int:
@@ -201,9 +219,16 @@ async def close(world: World, bot: BotState, p: Params) -> Any:
 
 
 def _open_chat(world: World, bot: BotState, p: Params) -> ChatState:
+    """A chat the bot may write to now."""
     chat = world.chat(bot, p.raw.get("chat_id"))
+    group = world.groups.get(chat.id)
+    if group is not None:
+        presence(world, group, bot)
+        return chat
     if chat.blocked:
         raise ApiError.make(403, "bot was blocked by the user")
+    if not chat.opened and not world.may_write_first(bot, chat.id):
+        raise ApiError.make(403, "bot can't initiate conversation with a user")
     return chat
 
 
@@ -271,18 +296,24 @@ def _reply_to(chat: ChatState, p: Params) -> dict[str, Any] | None:
 @method("sendMessage")
 async def send_message(world: World, bot: BotState, p: Params) -> Any:
     chat = _open_chat(world, bot, p)
+    group = world.groups.get(chat.id)
+    if group is not None and not group.may_write(bot.id, world.now()):
+        if group.kind == "channel":
+            raise bad_request("need administrator rights in the channel chat")
+        raise bad_request("not enough rights to send text messages to the chat")
     text, entities = _text(p)
     kind, markup = _markup(p)
-    message = world.post(
-        bot,
-        chat,
-        None,
-        text=text,
-        entities=entities,
-        reply_markup=markup if kind == "inline" else None,
-        has_protected_content=p.flag("protect_content"),
-        reply_to_message=_reply_to(chat, p),
-    )
+    fields: dict[str, Any] = {
+        "text": text,
+        "entities": entities,
+        "reply_markup": markup if kind == "inline" else None,
+        "has_protected_content": p.flag("protect_content"),
+        "reply_to_message": _reply_to(chat, p),
+    }
+    if group is not None:
+        message = post(world, group, bot.id, **fields)
+    else:
+        message = world.post(bot, chat, None, **fields)
     if kind in ("keyboard", "remove"):
         world.set_keyboard(bot, chat, markup)
     return message.payload
@@ -292,6 +323,9 @@ def _message(world: World, bot: BotState, p: Params, action: str) -> tuple[ChatS
     if p.has("inline_message_id"):
         raise bad_request("MESSAGE_ID_INVALID")
     chat = world.chat(bot, p.raw.get("chat_id"))
+    group = world.groups.get(chat.id)
+    if group is not None:
+        presence(world, group, bot)
     message_id = p.integer("message_id")
     if message_id is None:
         raise bad_request("message identifier is not specified")
@@ -302,7 +336,7 @@ def _message(world: World, bot: BotState, p: Params, action: str) -> tuple[ChatS
 
 
 def _edit(world: World, bot: BotState, chat: ChatState, message: ChatMessage, **new: Any) -> Any:
-    if not message.from_bot:
+    if message.author_id != bot.id:
         raise bad_request("message can't be edited")
     old = {key: message.payload.get(key) for key in new}
     if old == {key: value or None for key, value in new.items()}:
@@ -335,6 +369,12 @@ async def edit_message_reply_markup(world: World, bot: BotState, p: Params) -> A
 @method("deleteMessage")
 async def delete_message(world: World, bot: BotState, p: Params) -> Any:
     chat, message = _message(world, bot, p, "delete")
+    group = world.groups.get(chat.id)
+    if group is not None and message.author_id != bot.id:
+        me = group.member(bot.id, world.now())
+        # Any administrator of a basic group may delete; elsewhere it takes the right.
+        if not (group.kind == "group" and me.is_admin) and not me.can("can_delete_messages"):
+            raise bad_request("message can't be deleted")
     message.deleted = True
     world.emit("deleted", bot, chat, message_id=message.message_id)
     return True

@@ -19,16 +19,27 @@ FIELDS: dict[str, dict[str, bool]] = {
         "language_code": OPT, "is_premium": OPT, "can_join_groups": OPT,
         "can_read_all_group_messages": OPT, "supports_inline_queries": OPT,
         "can_connect_to_business": OPT, "has_main_web_app": OPT,
+        "supports_join_request_queries": OPT,
     },
     "Chat": {
         "id": REQ, "type": REQ, "title": OPT, "username": OPT, "first_name": OPT, "last_name": OPT,
         "is_forum": OPT,
     },
+    "ChatFullInfo": {
+        "id": REQ, "type": REQ, "title": OPT, "username": OPT, "first_name": OPT, "last_name": OPT,
+        "is_forum": OPT, "accent_color_id": REQ, "max_reaction_count": REQ, "join_by_request": OPT,
+        "invite_link": OPT, "permissions": OPT, "accepted_gift_types": REQ, "guard_bot": OPT,
+    },
+    "AcceptedGiftTypes": {
+        "unlimited_gifts": REQ, "limited_gifts": REQ, "unique_gifts": REQ,
+        "premium_subscription": REQ, "gifts_from_channels": REQ,
+    },
     "Message": {
         "message_id": REQ, "from": OPT, "sender_chat": OPT, "date": REQ, "chat": REQ,
         "reply_to_message": OPT, "edit_date": OPT, "has_protected_content": OPT, "text": OPT,
         "entities": OPT, "caption": OPT, "caption_entities": OPT, "photo": OPT, "sticker": OPT,
-        "contact": OPT, "new_chat_members": OPT, "left_chat_member": OPT, "reply_markup": OPT,
+        "contact": OPT, "new_chat_members": OPT, "left_chat_member": OPT, "author_signature": OPT,
+        "reply_markup": OPT,
     },
     "MessageEntity": {"type": REQ, "offset": REQ, "length": REQ, "url": OPT, "language": OPT},
     "Contact": {
@@ -51,6 +62,54 @@ FIELDS: dict[str, dict[str, bool]] = {
         "allowed_updates": OPT,
     },
     "BotCommand": {"command": REQ, "description": REQ},
+    "ChatPermissions": {
+        "can_send_messages": OPT, "can_send_audios": OPT, "can_send_documents": OPT,
+        "can_send_photos": OPT, "can_send_videos": OPT, "can_send_video_notes": OPT,
+        "can_send_voice_notes": OPT, "can_send_polls": OPT, "can_send_other_messages": OPT,
+        "can_add_web_page_previews": OPT, "can_react_to_messages": OPT, "can_edit_tag": OPT,
+        "can_change_info": OPT, "can_invite_users": OPT, "can_pin_messages": OPT,
+        "can_manage_topics": OPT,
+    },
+    "ChatMemberOwner": {"status": REQ, "user": REQ, "is_anonymous": REQ, "custom_title": OPT},
+    "ChatMemberAdministrator": {
+        "status": REQ, "user": REQ, "can_be_edited": REQ, "is_anonymous": REQ,
+        "can_manage_chat": REQ, "can_delete_messages": REQ, "can_manage_video_chats": REQ,
+        "can_restrict_members": REQ, "can_promote_members": REQ, "can_change_info": REQ,
+        "can_invite_users": REQ, "can_post_stories": REQ, "can_edit_stories": REQ,
+        "can_delete_stories": REQ, "can_send_welcome_messages": REQ, "can_post_messages": OPT,
+        "can_edit_messages": OPT, "can_pin_messages": OPT, "can_manage_topics": OPT,
+        "can_manage_direct_messages": OPT, "can_manage_tags": OPT, "custom_title": OPT,
+    },
+    "ChatMemberMember": {"status": REQ, "user": REQ, "tag": OPT, "until_date": OPT},
+    "ChatMemberRestricted": {
+        "status": REQ, "user": REQ, "is_member": REQ, "can_send_messages": REQ,
+        "can_send_audios": REQ, "can_send_documents": REQ, "can_send_photos": REQ,
+        "can_send_videos": REQ, "can_send_video_notes": REQ, "can_send_voice_notes": REQ,
+        "can_send_polls": REQ, "can_send_other_messages": REQ, "can_add_web_page_previews": REQ,
+        "can_react_to_messages": REQ, "can_edit_tag": REQ, "can_change_info": REQ,
+        "can_invite_users": REQ, "can_pin_messages": REQ, "can_manage_topics": REQ,
+        "until_date": REQ, "tag": OPT,
+    },
+    "ChatMemberLeft": {"status": REQ, "user": REQ},
+    "ChatMemberBanned": {"status": REQ, "user": REQ, "until_date": REQ},
+    "ChatInviteLink": {
+        "invite_link": REQ, "creator": REQ, "creates_join_request": REQ, "is_primary": REQ,
+        "is_revoked": REQ, "name": OPT, "expire_date": OPT, "member_limit": OPT,
+        "pending_join_request_count": OPT,
+    },
+    "ChatJoinRequest": {
+        "chat": REQ, "from": REQ, "user_chat_id": REQ, "date": REQ, "bio": OPT,
+        "invite_link": OPT, "query_id": OPT,
+    },
+    "ChatMemberUpdated": {
+        "chat": REQ, "from": REQ, "date": REQ, "old_chat_member": REQ, "new_chat_member": REQ,
+        "invite_link": OPT, "via_join_request": OPT, "via_chat_folder_invite_link": OPT,
+    },
+}  # fmt: skip
+MEMBER_KINDS = {
+    "creator": "ChatMemberOwner", "administrator": "ChatMemberAdministrator",
+    "member": "ChatMemberMember", "restricted": "ChatMemberRestricted",
+    "left": "ChatMemberLeft", "kicked": "ChatMemberBanned",
 }  # fmt: skip
 
 UPDATE_KINDS = (

@@ -10,7 +10,13 @@ from collections.abc import Callable
 import aiohttp
 from aiohttp import web
 
+from . import (
+    chat_methods,  # noqa: F401 - registers the group and channel methods
+    groups,
+)
+from .chats import SimChat
 from .methods import execute
+from .rates import TELEGRAM_LIMITS, RateLimits, RateWindows, rate_windows
 from .state import BotState, CallRecord, Clock, Person, Subscriber, World
 from .users import SimUser
 from .webhook import WebhookPusher
@@ -41,6 +47,8 @@ class BotApiServer:
         self._pushers: dict[int, asyncio.Task[None]] = {}
         self._next_bot_id = 7_000_000_001
         self._next_user_id = 100_000_001
+        self._next_supergroup_id = -1_001_000_000_001  # supergroups and channels: -100…
+        self._next_group_id = -4_000_000_001
 
     # --- lifecycle -------------------------------------------------------------------------
 
@@ -128,6 +136,62 @@ class BotApiServer:
         sim = SimUser(self.world, person)
         return sim.with_bot(bot) if bot else sim
 
+    def create_group(
+        self,
+        title: str = "Book club",
+        *,
+        owner: SimUser | Person,
+        kind: groups.Kind = "supergroup",
+        username: str | None = None,
+        join_by_request: bool = False,
+    ) -> SimChat:
+        """A new group (a supergroup unless `kind="group"`) owned by `owner`; public when it has
+        a `username`. Add the bot with `.add_bot()`."""
+        if kind == "group":
+            chat_id = self._next_group_id
+            self._next_group_id -= 1
+        else:
+            chat_id = self._next_supergroup_id
+            self._next_supergroup_id -= 1
+        person = owner.person if isinstance(owner, SimUser) else owner
+        group = groups.create(
+            self.world,
+            chat_id,
+            kind,
+            title,
+            person,
+            username=username,
+            join_by_request=join_by_request,
+        )
+        return SimChat(self.world, group)
+
+    def create_channel(
+        self,
+        title: str = "News",
+        *,
+        owner: SimUser | Person,
+        username: str | None = None,
+        join_by_request: bool = False,
+    ) -> SimChat:
+        return self.create_group(
+            title, owner=owner, kind="channel", username=username, join_by_request=join_by_request
+        )
+
+    def chat(self, chat_id: int) -> SimChat:
+        """The handle of a group or channel made earlier."""
+        return SimChat(self.world, self.world.groups[chat_id])
+
+    def rate_windows(self, token: str | None = None) -> RateWindows:
+        """The most messages the bot (default: every bot) sent in any one second overall and
+        into one private chat, and in any one minute into one group or channel."""
+        bot_id = None if token is None else self.bot(token).id
+        return rate_windows(self.world.calls, bot_id)
+
+    def limit_rates(self, limits: RateLimits | None = TELEGRAM_LIMITS) -> None:
+        """Answer messages past Telegram's limits with 429 and retry_after, as Telegram does
+        (None: stop). Off until called."""
+        self.world.rates.enforce(limits)
+
     def bot(self, token: str | None = None) -> BotState:
         """A bot's state (default: the first bot), for inspection."""
         if token is None:
@@ -143,7 +207,7 @@ class BotApiServer:
         return self.world.calls
 
     def calls_to(self, method: str) -> list[CallRecord]:
-        return [c for c in self.world.calls if c.method.lower() == method.lower()]
+        return list(self.world.calls_by_method.get(method.lower(), []))
 
     async def wait_for_call(
         self,
@@ -152,8 +216,9 @@ class BotApiServer:
         timeout: float = 5.0,  # noqa: ASYNC109 - reads better in tests than a timeout block
     ) -> CallRecord:
         """The `count`-th call of `method`, once a bot has made it (it may still be running)."""
+        by_method = self.world.calls_by_method
         if not await self.world.call_signal.wait_until(
-            lambda: len(self.calls_to(method)) >= count, timeout
+            lambda: len(by_method.get(method.lower(), [])) >= count, timeout
         ):
             made = sorted({c.method for c in self.world.calls})
             raise TimeoutError(f"no call #{count} of {method} within {timeout} s; calls: {made}")
@@ -191,7 +256,8 @@ class BotApiServer:
     def subscribe(self, callback: Subscriber) -> Callable[[], None]:
         """Call `callback(event)` (sync or async) for every change a client would show;
         returns the function that unsubscribes. Events: message, edited, deleted, keyboard,
-        callback_answered, chat_action, each with bot_id and chat_id."""
+        callback_answered, chat_action, each with bot_id and chat_id; in groups and channels
+        (bot_id None) also member, join_request and join_request_settled."""
         return self.world.subscribe(callback)
 
     # --- HTTP ------------------------------------------------------------------------------

@@ -9,10 +9,14 @@ import secrets
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .objects import DEFAULT_UPDATES, build
+from .rates import RateGuard
 from .wire import ApiError, bad_request
+
+if TYPE_CHECKING:
+    from .groups import Group, InviteLink, JoinRequest
 
 log = logging.getLogger(__name__)
 GETME_FLAGS = {
@@ -90,6 +94,7 @@ class ChatMessage:
     payload: dict[str, Any]
     edited: bool = False
     deleted: bool = False
+    author_id: int | None = None  # the bot or person who sent it; None for a channel's own post
 
     @property
     def text(self) -> str | None:
@@ -180,6 +185,8 @@ class CallRecord:
     result: Any = None
     error: ApiError | None = None
     via: str = "http"
+    at: float = 0.0  # the world's clock when the call arrived, for rate windows
+    chat_id: int | None = None  # the chat the call targets, when it names one
 
     @property
     def ok(self) -> bool:
@@ -202,12 +209,22 @@ class BotState:
     last_update_of: dict[int, PendingUpdate] = field(default_factory=dict)
     poll_generation: int = 0
     signal: Signal = field(default_factory=Signal)
+    # People this bot has seen in a chat or a join request: a message to one who never opened
+    # the private chat is refused with 403 rather than "chat not found".
+    known: set[int] = field(default_factory=set)
+    # The latest join request each person sent to a chat this bot manages; its user_chat_id
+    # opens the private chat for a while.
+    dm_grants: dict[int, JoinRequest] = field(default_factory=dict)
+    supports_join_request_queries: bool = False
 
     def as_user(self, *, me: bool = False) -> dict[str, Any]:
         user = build("User", id=self.id, is_bot=True, first_name=self.first_name,
                      username=self.username)  # fmt: skip
+        if not me:
+            return user
         # getMe also states the bot's capabilities, false ones included.
-        return {**user, **GETME_FLAGS} if me else user
+        queries = {"supports_join_request_queries": self.supports_join_request_queries}
+        return {**user, **GETME_FLAGS, **queries}
 
     def idle(self) -> bool:
         return not self.pending
@@ -243,8 +260,14 @@ class World:
         self.bots: dict[int, BotState] = {}
         self.people: dict[int, Person] = {}
         self.calls: list[CallRecord] = []
+        self.calls_by_method: dict[str, list[CallRecord]] = {}
         self.call_signal = Signal()
         self.faults: dict[str, list[ApiError]] = {}
+        self.rates = RateGuard()
+        self.groups: dict[int, Group] = {}
+        self.usernames: dict[str, int] = {}  # lower-cased @name of a public group or channel
+        self.links: dict[str, InviteLink] = {}
+        self.join_queries: dict[str, JoinRequest] = {}
         self._subscribers: list[Subscriber] = []
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -260,8 +283,23 @@ class World:
 
         return unsubscribe
 
-    def emit(self, kind: str, bot: BotState, chat: ChatState, **data: Any) -> None:
-        event: Event = {"type": kind, "bot_id": bot.id, "chat_id": chat.id, **data}
+    def record(self, call: CallRecord) -> None:
+        self.calls.append(call)
+        self.calls_by_method.setdefault(call.method.lower(), []).append(call)
+        self.call_signal.fire()
+
+    def user_dict(self, user_id: int) -> dict[str, Any]:
+        """The User object of a person or a bot."""
+        person = self.people.get(user_id)
+        if person is not None:
+            return person.as_user()
+        return self.bots[user_id].as_user()
+
+    def emit(self, kind: str, bot: BotState | None, chat: ChatState, **data: Any) -> None:
+        """Tell subscribers; `bot` is None for what happens in a group, where every member
+        sees the same chat."""
+        bot_id = bot.id if bot is not None else None
+        event: Event = {"type": kind, "bot_id": bot_id, "chat_id": chat.id, **data}
         chat.signal.fire()
         for callback in list(self._subscribers):
             try:
@@ -280,22 +318,37 @@ class World:
         return next(iter(self.bots.values()))
 
     def chat(self, bot: BotState, chat_id: int | str | None) -> ChatState:
+        """The chat as this bot may address it. A private chat is there once the user wrote to
+        the bot, or while a join request's user_chat_id lets the bot write first."""
         if chat_id is None or chat_id == "":
             raise bad_request("chat_id is empty")
         if isinstance(chat_id, str) and chat_id.startswith("@"):
-            found = [
-                c for c in bot.chats.values() if c.type != "private" and c.username == chat_id[1:]
-            ]
-            if found:
-                return found[0]
+            key: int | None = self.usernames.get(chat_id[1:].lower())
+        else:
+            try:
+                key = int(chat_id)
+            except ValueError:
+                key = None
+        if key is None:
             raise bad_request("chat not found")
-        try:
-            chat = bot.chats.get(int(chat_id))
-        except ValueError:
-            chat = None
-        if chat is None or (chat.type == "private" and not chat.opened):
-            raise bad_request("chat not found")
-        return chat
+        group = self.groups.get(key)
+        if group is not None:
+            if bot.id not in group.bot_ids and group.chat.username is None:
+                raise bad_request("chat not found")
+            return group.chat
+        chat = bot.chats.get(key)
+        if chat is not None and (chat.opened or chat.messages):
+            return chat
+        person = self.people.get(key)
+        if person is not None and self.may_write_first(bot, key):
+            return self.private_chat(bot, person)
+        if person is not None and key in bot.known:
+            raise ApiError.make(403, "bot can't initiate conversation with a user")
+        raise bad_request("chat not found")
+
+    def may_write_first(self, bot: BotState, user_id: int) -> bool:
+        request = bot.dm_grants.get(user_id)
+        return request is not None and request.opens_private_chat(self.clock())
 
     def private_chat(self, bot: BotState, person: Person) -> ChatState:
         chat = bot.chats.get(person.id)
@@ -316,7 +369,10 @@ class World:
             date=self.now(),
             **fields,
         )
-        message = ChatMessage(chat.last_message_id, chat.id, sender is None, payload)
+        author = bot.id if sender is None else sender.id
+        message = ChatMessage(
+            chat.last_message_id, chat.id, sender is None, payload, author_id=author
+        )
         chat.messages[message.message_id] = message
         self.emit(
             "message",

@@ -6,13 +6,26 @@ import asyncio
 import copy
 import secrets
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from . import groups
+from .groups import JoinRequest, Refused
 from .objects import build, command_entities
 from .state import BotState, CallbackState, ChatMessage, ChatState, Person, World
 
+if TYPE_CHECKING:
+    from .chats import SimChat
+
 # The waits below take a `timeout` argument on purpose: `await alice.next_message(timeout=5)`
 # reads better in a test than an `asyncio.timeout` block around every step.
+
+
+def _group_of(where: SimChat | str) -> groups.Group | None:
+    return None if isinstance(where, str) else where.group
+
+
+def _url_of(where: SimChat | str) -> str | None:
+    return where if isinstance(where, str) else None
 
 
 class NoAnswer(AssertionError, TimeoutError):
@@ -159,6 +172,59 @@ class SimUser:
     def block(self, blocked: bool = True) -> None:
         """Block (or unblock) the bot: sending to this chat then fails with 403."""
         self.chat.blocked = blocked
+
+    # --- groups and channels ---------------------------------------------------------------
+
+    async def ask_to_join(self, where: SimChat | str, *, bio: str | None = None) -> JoinRequest:
+        """Request to join a chat (through its public name or primary link) or through an
+        invite link; the administrators, the bot among them, decide. Asking again while a
+        request waits returns the waiting one."""
+        group, link, asks = groups.entrance(self.world, _group_of(where), _url_of(where))
+        if not asks:
+            raise ValueError(f"{where!r} lets people in directly: join() it")
+        return groups.ask(self.world, group, self.person, link, bio)
+
+    async def join(self, where: SimChat | str) -> None:
+        """Join a chat (through its public name or primary link) or through an invite link
+        that needs no approval. Raises Refused as the app would (banned, already in, link
+        expired)."""
+        group, link, asks = groups.entrance(self.world, _group_of(where), _url_of(where))
+        if asks:
+            raise ValueError(f"{where!r} needs an administrator's approval: ask_to_join() it")
+        groups.join(self.world, group, self.person, link)
+
+    async def say(
+        self,
+        where: SimChat,
+        text: str,
+        *,
+        anonymous: bool = False,
+        reply_to: ChatMessage | None = None,
+    ) -> ChatMessage:
+        """Write in a group (or post in a channel one administers). `anonymous`: an
+        administrator posting as the group. Raises Refused (CHAT_WRITE_FORBIDDEN) when the
+        server would not take the message: not in the chat, or restricted."""
+        group = where.group
+        world = self.world
+        if not group.may_write(self.id, world.now()):
+            raise Refused("CHAT_WRITE_FORBIDDEN")
+        if anonymous and not group.member(self.id, world.now()).is_admin:
+            raise ValueError(f"{self!r} is not an administrator of {group.chat.title!r}")
+        replied = None
+        if reply_to is not None:
+            replied = {k: v for k, v in reply_to.payload.items() if k != "reply_to_message"}
+        return groups.post(
+            world,
+            group,
+            self.id,
+            anonymous=anonymous,
+            text=text,
+            entities=command_entities(text),
+            reply_to_message=replied,
+        )
+
+    async def leave(self, where: SimChat) -> None:
+        groups.leave(self.world, where.group, self.person)
 
     # --- buttons and answers ---------------------------------------------------------------
 
