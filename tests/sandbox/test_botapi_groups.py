@@ -23,6 +23,8 @@ from aiogram.types import (
     ChatMemberRestricted,
     ChatMemberUpdated,
     ChatPermissions,
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
     Update,
 )
 from pydantic import BaseModel
@@ -728,3 +730,26 @@ async def test_invite_links_made_edited_revoked_and_exported(
     clock.advance(60)
     with pytest.raises(Refused, match="INVITE_HASH_EXPIRED"):
         await api.user("Dan").join(timed.invite_link)
+
+
+async def test_a_url_button_in_the_group_starts_the_bot_with_its_payload(
+    api: BotApiServer, bot: Bot, club: SimChat
+) -> None:
+    alice = api.user("Alice")
+    await alice.join(club)
+    button = InlineKeyboardButton(text="Verify", url="https://t.me/gate_bot?start=g-123_abc")
+    await bot.send_message(
+        club.id,
+        "Welcome! Verify to write.",
+        reply_markup=InlineKeyboardMarkup(inline_keyboard=[[button]]),
+    )
+    notice = await club.next_message()
+    await updates(bot)
+    started = await alice.open_button(notice, "Verify")
+    assert started.text == "/start g-123_abc" and started.chat_id == alice.id
+    (message,) = of_kind(await updates(bot), "message")
+    assert (message.chat.type, message.text) == ("private", "/start g-123_abc")
+    with pytest.raises(LookupError, match="no URL button 'Join'"):
+        await alice.open_button(notice, "Join")
+    with pytest.raises(ValueError, match="not a link that starts a bot"):
+        await alice.follow(club.primary_link)

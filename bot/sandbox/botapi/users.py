@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import re
 import secrets
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -18,6 +19,9 @@ if TYPE_CHECKING:
 
 # The waits below take a `timeout` argument on purpose: `await alice.next_message(timeout=5)`
 # reads better in a test than an `asyncio.timeout` block around every step.
+
+
+_DEEP_LINK = re.compile(r"https://t\.me/([A-Za-z0-9_]{3,32})\?start=([A-Za-z0-9_-]{0,64})")
 
 
 def _group_of(where: SimChat | str) -> groups.Group | None:
@@ -96,6 +100,35 @@ class SimUser:
     async def start(self, payload: str | None = None) -> ChatMessage:
         """What the Start button or a t.me/<bot>?start=<payload> link sends."""
         return await self.send_text(f"/start {payload}" if payload else "/start")
+
+    async def follow(self, url: str) -> ChatMessage:
+        """Open a t.me/<bot>?start=<payload> link, as tapping a URL button with it does: the
+        app opens that bot's private chat and sends /start with the payload."""
+        match = _DEEP_LINK.fullmatch(url)
+        if match is None:
+            raise ValueError(f"{url!r} is not a link that starts a bot")
+        name = match.group(1).lower()
+        bot = next((b for b in self.world.bots.values() if b.username.lower() == name), None)
+        if bot is None:
+            raise LookupError(f"no bot @{match.group(1)}")
+        return await SimUser(self.world, self.person, bot.id).start(match.group(2))
+
+    async def open_button(self, message: ChatMessage, text: str) -> ChatMessage:
+        """Tap the URL button with this text on a message (in a group, a channel or a private
+        chat) that starts a bot."""
+        url = next(
+            (
+                b.get("url")
+                for row in message.buttons
+                for b in row
+                if b.get("text") == text and b.get("url")
+            ),
+            None,
+        )
+        if url is None:
+            shown = [b.get("text") for row in message.buttons for b in row]
+            raise LookupError(f"{message!r} has no URL button {text!r}; it shows {shown}")
+        return await self.follow(str(url))
 
     async def send_contact(
         self,
