@@ -1,4 +1,4 @@
-"""The `passgram` command: run, sandbox, db upgrade, links, check."""
+"""The `passgram` command: run, sandbox, db upgrade, links, gate, check."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from typing import Any
 
 from bot import logs
 from bot.config import ConfigError, Settings, load_settings
+from bot.gate import cli as gate_cli
 
 
 def _secrets(settings: Settings) -> list[str]:
@@ -188,6 +189,7 @@ def parser() -> argparse.ArgumentParser:
     show = links_sub.add_parser("show", help="one Telegram user's link")
     show.add_argument("telegram_user_id", type=int)
     links_sub.add_parser("list", help="every link")
+    gate_cli.add_parser(sub)
     sub.add_parser("check", help="validate settings and print them, secrets masked")
     secret = sub.add_parser("secret", help="PASSGRAM_SECRET maintenance")
     secret_sub = secret.add_subparsers(dest="action", required=True)
@@ -216,6 +218,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     if args.command == "links":
         return cmd_links(settings, args)
+    if args.command == "gate":
+        return gate_cli.run(settings.database_url, args, _fail)
     if args.command == "secret":
         return cmd_secret_rotate(settings, args.batch_size)
     return cmd_check(settings)

@@ -169,3 +169,101 @@ class AuditEvent(Base):
     backend: Mapped[str | None] = mapped_column(String(16))
     auth_user_id: Mapped[str | None] = mapped_column(String(128))
     detail: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+class GatedChat(Base):
+    """A group or channel the bot was added to, its gate settings, and the bot's rights there."""
+
+    __tablename__ = "gated_chats"
+
+    chat_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    title: Mapped[str] = mapped_column(String(255), default="")
+    kind: Mapped[str] = mapped_column(String(16))
+    enabled: Mapped[bool] = mapped_column(default=False)
+    mode: Mapped[str] = mapped_column(String(16), default="join_requests")
+    policy: Mapped[str] = mapped_column(String(512), default="any")
+    timeout: Mapped[int] = mapped_column(default=600)
+    require_live_link: Mapped[bool] = mapped_column(default=True)
+    # The bot's admin rights as last seen (Bot API names); None until Telegram told us.
+    bot_rights: Mapped[list[str] | None] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class GatePending(Base):
+    """Someone the gate waits for: a join request, or a restricted newcomer, and its deadline."""
+
+    __tablename__ = "gate_pending"
+
+    chat_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    user_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    kind: Mapped[str] = mapped_column(String(8))  # "request" | "member"
+    user_chat_id: Mapped[int | None] = mapped_column(BigInteger)
+    query_id: Mapped[str | None] = mapped_column(String(128))
+    name: Mapped[str | None] = mapped_column(String(128))  # for the group's list of newcomers
+    deadline_at: Mapped[datetime] = mapped_column(index=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (Index("ix_gate_pending_user_id", "user_id"),)
+
+
+class GateAdmission(Base):
+    """Who the gate let into a chat, when, and under which rule."""
+
+    __tablename__ = "gate_admissions"
+
+    chat_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    user_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    admitted_at: Mapped[datetime] = mapped_column(default=utcnow)
+    rule: Mapped[str] = mapped_column(String(512))
+
+    __table_args__ = (Index("ix_gate_admissions_user_id", "user_id"),)
+
+
+class GateLogEntry(Base):
+    """Every gate decision. Never holds an email address or a phone number."""
+
+    __tablename__ = "gate_log"
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+    chat_id: Mapped[int] = mapped_column(BigInteger)
+    user_id: Mapped[int | None] = mapped_column(BigInteger, index=True)
+    action: Mapped[str] = mapped_column(String(32))
+    rule: Mapped[str] = mapped_column(String(512), default="")
+    actor_id: Mapped[int | None] = mapped_column(BigInteger)
+    detail: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+    __table_args__ = (Index("ix_gate_log_chat_id_id", "chat_id", "id"),)
+
+
+class GateErasure(Base):
+    """What is still to be done in a chat about someone who erased their data: only the ids
+    needed to act, until the gate has acted."""
+
+    __tablename__ = "gate_erasures"
+
+    chat_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    user_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    action: Mapped[str] = mapped_column(String(8))  # "decline" | "remove" | "free"
+    waiting: Mapped[bool] = mapped_column(default=False)  # they were waiting there
+
+
+class GateNotice(Base):
+    """The message a gate notice (e.g. a group's list of newcomers) lives in, to edit it in place
+    after a restart."""
+
+    __tablename__ = "gate_notices"
+
+    chat_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    key: Mapped[str] = mapped_column(String(32), primary_key=True)
+    message_id: Mapped[int] = mapped_column(BigInteger)
+
+
+class DeepLinkUsed(Base):
+    """Deep-link tokens already redeemed: each works once."""
+
+    __tablename__ = "deep_links_used"
+
+    nonce: Mapped[str] = mapped_column(String(64), primary_key=True)
+    used_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
