@@ -37,7 +37,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.engine import SessionFactory
 from storage.models import Link, LocalAccount, LocalChallenge, LocalEvent
-from storage.repos import Work
+from storage.repos import Stale, Work
 from storage.vault import Vault
 
 # Event kinds. A send writes one row per cap it counts against.
@@ -139,7 +139,7 @@ Attempt = Accepted | Wrong | Expired | OutOfTries
 SendRefusal = Expired | OutOfTries | TooSoon
 
 
-class StaleVerification(Exception):
+class StaleVerification(Stale):
     """What a right code was to make final no longer stands: the code was used by another
     transaction, or the challenge or the account was erased, meanwhile.
 
@@ -512,7 +512,8 @@ class LocalAuthStore:
                     existing = (
                         await session.execute(
                             select(LocalAccount.id, LocalAccount.created_by).where(
-                                LocalAccount.identifier_index == keys.identifier
+                                # During a secret rotation the row may still carry the old index.
+                                LocalAccount.identifier_index.in_(self._vault.indexes(kind, value))
                             )
                         )
                     ).one_or_none()
@@ -536,7 +537,8 @@ class LocalAuthStore:
                     winner = (
                         await session.execute(
                             select(LocalAccount.id, LocalAccount.created_by).where(
-                                LocalAccount.identifier_index == keys.identifier
+                                # During a secret rotation the row may still carry the old index.
+                                LocalAccount.identifier_index.in_(self._vault.indexes(kind, value))
                             )
                         )
                     ).one()

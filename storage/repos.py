@@ -90,6 +90,11 @@ class Loaded:
     handled: bool  # the update was handled before: a redelivery, to be skipped
 
 
+class Stale(Exception):
+    """Work handed over by a backend found that what it was to make final no longer stands (a
+    code used or an account erased meanwhile); the whole outcome was rolled back."""
+
+
 class Duplicate(Exception):
     """The update was recorded as handled meanwhile (a redelivery raced it); nothing was written."""
 

@@ -191,6 +191,18 @@ class Conversation:
             self._refused(turn, exc)
         return turn.outcome, turn.changes()
 
+    def refusal(
+        self,
+        incoming: Incoming,
+        record: ConversationRecord | None,
+        link: LinkRecord | None,
+        exc: AuthError,
+    ) -> Outcome:
+        """The answer to a refusal found after deciding (while storing), with nothing stored."""
+        turn = Turn(incoming, record, link, texts.language_for(incoming.person.language_code))
+        self._refused(turn, exc)
+        return turn.outcome
+
     # --- helpers -------------------------------------------------------------------------
 
     def t(self, turn: Turn, key: str, **values: Any) -> str:

@@ -5,10 +5,10 @@ from __future__ import annotations
 import asyncio
 import weakref
 
-from bot.auth.base import WaitNotifier
+from bot.auth.base import CodeExpired, WaitNotifier
 from bot.conversation.events import Incoming, Outcome
 from bot.conversation.flow import Conversation
-from storage.repos import Duplicate, Store
+from storage.repos import Duplicate, Stale, Store
 
 
 class ConversationService:
@@ -44,4 +44,10 @@ class ConversationService:
             except Duplicate:
                 # Another replica handled the same delivery first; its answer is the one sent.
                 return Outcome(duplicate=True)
+            except Stale:
+                # The code was used, or the account erased, between its check and the link:
+                # nothing was stored, and the person needs a new code.
+                return self.conversation.refusal(
+                    incoming, loaded.conversation, loaded.link, CodeExpired()
+                )
             return outcome

@@ -67,6 +67,10 @@ EN: dict[str, str] = {
         "Creating a {app} account needs more than I can ask for here. Please sign up on "
         "{app}'s website or app, then sign in here."
     ),
+    "refused_sign_up_closed": (
+        "New {app} accounts are by invitation only right now, so I can't create one for you. "
+        "If you already have an account, send the email or number it uses."
+    ),
     "refused_blocked": (
         "This {app} account can't sign in right now. Please contact {app}'s support."
     ),
