@@ -11,9 +11,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Collection
 from datetime import datetime, timedelta
-from typing import Any, Literal, Protocol, cast
+from typing import Any, Literal, Protocol
 
-from bot.conversation.events import Button, Person
+from bot.conversation.events import Button, Happened, Linked, Person, Unlinked
 from bot.gate import texts
 from bot.gate.actions import (
     ALREADY_PARTICIPANT,
@@ -77,22 +77,6 @@ class LinkLookup(Protocol):
     """A Telegram user's link (`storage.repos.Store` fits)."""
 
     async def get_link(self, user_id: int) -> LinkView | None: ...
-
-
-class _Linked(Protocol):
-    @property
-    def user_id(self) -> int: ...
-
-    @property
-    def identifier(self) -> Identifier: ...
-
-    @property
-    def entry(self) -> str | None: ...
-
-
-class _AboutUser(Protocol):
-    @property
-    def user_id(self) -> int: ...
 
 
 class Gate:
@@ -207,9 +191,15 @@ class Gate:
         s = await self.settings(chat_id)
         if s is None or not s.enabled:
             return []
-        if s.mode == "join_requests" and via_join_request:
-            return []  # decided as a join request, by the gate or by an admin
         now = self.clock()
+        if s.mode == "join_requests" and via_join_request:
+            # Decided as a join request: by the gate (nothing waits any more), or by an admin
+            # in Telegram while the gate waited, which ends the wait.
+            wait = await self.store.get_pending(chat_id, user.id)
+            if wait is not None and wait.kind == "request":
+                entry = self._entry(s, user.id, "approved", "admin", now)
+                await self.store.settle(chat_id, user.id, wait.deadline_at, log=[entry])
+            return []
         verdict, identifier, rule = await self._verdict(s, user.id)
         detail = _via(via_link_creator_id)
         if s.mode == "join_requests":
@@ -265,17 +255,13 @@ class Gate:
 
     # What the conversation tells: sign-ins, sign-outs, erasures.
 
-    async def on_event(self, event: object) -> list[Action]:
-        """The conversation's `Linked`, `Unlinked` and `Erased` events; others are ignored."""
-        name = type(event).__name__
-        if name == "Linked":
-            linked = cast(_Linked, event)
-            return await self.on_linked(linked.user_id, linked.identifier, linked.entry)
-        if name == "Unlinked":
-            return await self.on_unlinked(cast(_AboutUser, event).user_id)
-        if name == "Erased":
-            return await self.on_erased(cast(_AboutUser, event).user_id)
-        return []
+    async def on_event(self, event: Happened) -> list[Action]:
+        """What the conversation tells once it is stored: a sign-in, a sign-out, an erasure."""
+        if isinstance(event, Linked):
+            return await self.on_linked(event.user_id, event.identifier, event.entry)
+        if isinstance(event, Unlinked):
+            return await self.on_unlinked(event.user_id)
+        return await self.on_erased(event.user_id)
 
     async def on_linked(
         self, user_id: int, identifier: Identifier, entry: str | None = None

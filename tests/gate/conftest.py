@@ -1,12 +1,11 @@
 """The gate on a real database, SQLite (a file) and PostgreSQL (the real server), migrated as a
 deployment is. Links are written by the conversation's own store; time comes from a clock the
-tests move. The conversation's events are stand-ins with the shapes it emits."""
+tests move."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -35,24 +34,6 @@ ADA = Person(101, "Ada", "ada", "en")
 BOB = Person(202, "Bob")
 CY = Person(303, "Cy")
 ADMIN = 9001
-
-
-@dataclass(frozen=True)
-class Linked:
-    user_id: int
-    identifier: Identifier
-    auth_user_id: str
-    entry: str | None = None
-
-
-@dataclass(frozen=True)
-class Unlinked:
-    user_id: int
-
-
-@dataclass(frozen=True)
-class Erased:
-    user_id: int
 
 
 class Clock:

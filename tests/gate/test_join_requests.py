@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from datetime import timedelta
 
+from bot.conversation.events import Linked
 from bot.gate.actions import (
     AnswerQuery,
     Approve,
@@ -21,7 +22,6 @@ from tests.gate.conftest import (
     GROUP,
     OTHER_GROUP,
     T0,
-    Linked,
     World,
     button_url,
     email,
@@ -261,3 +261,13 @@ async def test_telegram_answers_are_read_as_they_mean(world: World) -> None:
     assert await world.gate.on_result(Result(ask, False, forbidden)) == []
     assert (BOB.id, "dm_failed", "") in await world.log()
     assert await world.store.get_pending(GROUP, BOB.id) is not None
+
+
+async def test_a_request_an_admin_approved_in_telegram_is_not_declined_later(
+    world: World,
+) -> None:
+    await world.chat(timeout=60)
+    await world.gate.on_join_request(GROUP, BOB, 5202)
+    assert await world.gate.on_member_joined(GROUP, BOB, via_join_request=True) == []
+    assert await world.gate.reconcile(T0 + timedelta(seconds=60)) == []
+    assert await world.log() == [(BOB.id, "asked", "any"), (BOB.id, "approved", "admin")]

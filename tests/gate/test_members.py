@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from bot.conversation.events import Person
+from bot.conversation.events import Erased, Linked, Person, Unlinked
 from bot.gate.actions import Decline, Free, Notice, Remove, Restrict, Say
 from bot.gate.deeplink import chat_of
 from bot.gate.service import WAVE
@@ -17,9 +17,6 @@ from tests.gate.conftest import (
     GROUP,
     OTHER_GROUP,
     T0,
-    Erased,
-    Linked,
-    Unlinked,
     World,
     email,
     payload_of,
