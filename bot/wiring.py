@@ -17,10 +17,13 @@ from bot.auth.local import LocalBackend
 from bot.config import ConfigError, Settings
 from bot.conversation.flow import Conversation
 from bot.conversation.service import ConversationService
+from bot.gate.deeplink import DeepLinks
+from bot.gate.service import Gate
 from bot.identifiers import Identifier
 from bot.jobs import Job
 from bot.secret import open_vault
 from storage.engine import Database, SessionFactory
+from storage.gate import GateStore
 from storage.repos import Store
 from storage.vault import Vault
 
@@ -42,6 +45,7 @@ class App:
     backend: AuthBackend
     service: ConversationService
     http: httpx.AsyncClient
+    gate: Gate
     jobs: list[Job] = field(default_factory=list)
 
     async def close(self) -> None:
@@ -134,15 +138,27 @@ async def build_app(
     http = httpx.AsyncClient(timeout=httpx.Timeout(15.0))
     backend = build_backend(settings, db.sessions, vault, http, dev_sink, clock)
     store = Store(db.sessions, vault, after_erase=db.scrub)
+    # The bot's username, for deep links, is learnt from Telegram when the bot starts.
+    gate = Gate(
+        GateStore(db.sessions),
+        store,
+        clock,
+        deeplinks=DeepLinks(vault, bot_username=""),
+        app=settings.app_name,
+    )
     conversation = Conversation(
         backend,
         app_name=settings.app_name,
         default_region=settings.default_region,
         clock=clock,
         sms_regions=settings.sms_regions,
+        entries=gate,
+        admissions=gate,
     )
     service = ConversationService(conversation, store)
-    return App(settings, db, store, backend, service, http, housekeeping(store, backend, clock))
+    return App(
+        settings, db, store, backend, service, http, gate, housekeeping(store, backend, clock)
+    )
 
 
 HANDLED_KEPT = timedelta(hours=48)  # Telegram redelivers an update for 24 hours at most

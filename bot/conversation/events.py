@@ -5,7 +5,9 @@ An adapter turns a framework's update into an `Incoming` and an `Outcome` into A
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Protocol
 
 from bot.identifiers import Identifier
@@ -103,6 +105,19 @@ class EntryCheck(Protocol):
     the entry through to `Linked`."""
 
     async def check(self, payload: str, user_id: int) -> str | None: ...
+
+
+class Admission(Protocol):
+    @property
+    def title(self) -> str: ...
+    @property
+    def since(self) -> datetime: ...
+
+
+class Admissions(Protocol):
+    """The gated chats a person was let into, for their /me; the gate implements it."""
+
+    async def admitted_chats(self, user_id: int) -> Sequence[Admission]: ...
 
 
 @dataclass(slots=True)

@@ -36,6 +36,7 @@ from bot.auth.base import (
 )
 from bot.conversation import texts
 from bot.conversation.events import (
+    Admissions,
     Button,
     Command,
     EntryCheck,
@@ -157,7 +158,9 @@ class Conversation:
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         entries: EntryCheck | None = None,
         sms_regions: SmsRegions | None = None,
+        admissions: Admissions | None = None,
     ) -> None:
+        self.admissions = admissions
         self.backend = backend
         self.entries = entries
         self.sms_regions = sms_regions
@@ -342,7 +345,7 @@ class Conversation:
         elif name == "cancel":
             self._cancel(turn)
         elif name == "me":
-            self._me(turn)
+            await self._me(turn)
         elif name == "logout":
             await self._logout(turn)
         elif name == "forget":
@@ -366,13 +369,24 @@ class Conversation:
         turn.say(Reply(self.t(turn, key), remove_keyboard=True))
         turn.go(None)
 
-    def _me(self, turn: Turn) -> None:
+    async def _me(self, turn: Turn) -> None:
         if not turn.link:
             turn.say(Reply(self.t(turn, "me_not_linked")))
             return
         since = turn.link.linked_at or self.clock()
         who = self._identifier(turn.link).display
-        turn.say(Reply(self.t(turn, "me", who=who, since=texts.date(since))))
+        text = self.t(turn, "me", who=who, since=texts.date(since))
+        chats = (
+            await self.admissions.admitted_chats(turn.link.telegram_user_id)
+            if self.admissions
+            else []
+        )
+        if chats:
+            lines = [
+                self.t(turn, "me_chat", title=c.title, since=texts.date(c.since)) for c in chats
+            ]
+            text = "\n".join([text, self.t(turn, "me_chats"), *lines])
+        turn.say(Reply(text))
 
     def _link_ref(self, link: LinkRecord) -> LinkRef:
         return LinkRef(

@@ -178,6 +178,8 @@ EN: dict[str, str] = {
     "cancelled": "Cancelled. Send /start whenever you want to sign in.",
     "nothing_to_cancel": "There's nothing to cancel. /help shows what I can do.",
     "me": "You're signed in to {app} as {who} since {since}.",
+    "me_chats": "Chats you got into through me:",
+    "me_chat": "• {title} (since {since})",
     "me_not_linked": "You're not signed in. Send /start to sign in to {app}.",
     "logged_out": "You're signed out of {app}. Send /start to sign in again.",
     "not_linked": "You're not signed in, so there's nothing to sign out of.",

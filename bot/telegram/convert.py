@@ -14,6 +14,7 @@ from aiogram.types import (
 )
 
 from bot.conversation.events import (
+    Button,
     Command,
     Event,
     Other,
@@ -50,19 +51,25 @@ def press_event(query: CallbackQuery) -> Event:
     return Press(query.data or "")
 
 
+def inline_markup(buttons: tuple[tuple[Button, ...], ...]) -> InlineKeyboardMarkup | None:
+    if not buttons:
+        return None
+    return InlineKeyboardMarkup(
+        inline_keyboard=[
+            [
+                InlineKeyboardButton(text=b.text, url=b.url)
+                if b.url
+                else InlineKeyboardButton(text=b.text, callback_data=b.data)
+                for b in row
+            ]
+            for row in buttons
+        ]
+    )
+
+
 def markup(reply: Reply) -> Markup:
     if reply.buttons:
-        return InlineKeyboardMarkup(
-            inline_keyboard=[
-                [
-                    InlineKeyboardButton(text=b.text, url=b.url)
-                    if b.url
-                    else InlineKeyboardButton(text=b.text, callback_data=b.data)
-                    for b in row
-                ]
-                for row in reply.buttons
-            ]
-        )
+        return inline_markup(reply.buttons)
     if reply.contact_button:
         return ReplyKeyboardMarkup(
             keyboard=[[KeyboardButton(text=reply.contact_button, request_contact=True)]],

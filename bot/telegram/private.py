@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 
 from aiogram import Bot, F, Router
 from aiogram.exceptions import TelegramAPIError
@@ -11,14 +11,17 @@ from aiogram.types import CallbackQuery, Message, Update
 
 from bot.auth.base import WaitNotifier
 from bot.conversation import texts
-from bot.conversation.events import Incoming, Outcome, Person
+from bot.conversation.events import Happened, Incoming, Outcome, Person
 from bot.conversation.service import ConversationService
 from bot.telegram.convert import markup, message_event, person, press_event
 
 log = logging.getLogger(__name__)
 
 
-def private_router(service: ConversationService, app_name: str) -> Router:
+Tell = Callable[[list[Happened]], Awaitable[None]]
+
+
+def private_router(service: ConversationService, tell: Tell) -> Router:
     router = Router(name="private")
     router.message.filter(F.chat.type == "private")
 
@@ -31,6 +34,7 @@ def private_router(service: ConversationService, app_name: str) -> Router:
         if outcome.delete_incoming:
             await _quietly(bot.delete_message(message.chat.id, message.message_id))
         await _send(bot, message.chat.id, outcome)
+        await tell(outcome.happened)
 
     @router.callback_query(F.message.chat.type == "private")
     async def on_press(query: CallbackQuery, bot: Bot, event_update: Update) -> None:
@@ -45,6 +49,7 @@ def private_router(service: ConversationService, app_name: str) -> Router:
                 bot.edit_message_reply_markup(chat_id=chat_id, message_id=msg.message_id)
             )
         await _send(bot, chat_id, outcome)
+        await tell(outcome.happened)
 
     return router
 

@@ -25,7 +25,8 @@ from aiohttp import web
 from pydantic import ValidationError
 
 from bot.conversation import texts
-from bot.jobs import run_every
+from bot.jobs import Job, run_every
+from bot.telegram.gate import GateExecutor, gate_router
 from bot.telegram.private import private_router
 from bot.telegram.retry import RetryAfter
 from bot.updates import Lanes
@@ -36,6 +37,7 @@ log = logging.getLogger(__name__)
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"  # noqa: S105 - a header name
 POLL_TIMEOUT = 20  # seconds a getUpdates long poll waits for news
 DRAIN_TIMEOUT = 25.0  # seconds a stop waits for updates in flight (container stops allow ~30)
+GATE_EVERY = 5.0  # seconds between looks at the gate's deadlines and missed decisions
 
 COMMANDS = (
     ("start", "Sign in or create an account"),
@@ -55,9 +57,10 @@ def make_bot(app: App) -> Bot:
     return Bot(settings.telegram_bot_token.get_secret_value(), session=session)
 
 
-def make_dispatcher(app: App) -> Dispatcher:
+def make_dispatcher(app: App, gate: GateExecutor) -> Dispatcher:
     dp = Dispatcher()
-    dp.include_router(private_router(app.service, app.settings.app_name))
+    dp.include_router(private_router(app.service, gate.tell))
+    dp.include_router(gate_router(app.gate, gate))
 
     @dp.errors()
     async def on_error(event: ErrorEvent, bot: Bot) -> bool:
@@ -121,7 +124,8 @@ class Runner:
         self.app = app
         self.drain_timeout = drain_timeout
         self.bot = make_bot(app)
-        self.dp = make_dispatcher(app)
+        self.gate = GateExecutor(self.bot, app.gate)
+        self.dp = make_dispatcher(app, self.gate)
         self.lanes = Lanes()
         self.failed: str | None = None  # why polling gave up, for the command's exit status
         self._poller: asyncio.Task[None] | None = None
@@ -135,11 +139,14 @@ class Runner:
         return self.app.settings.webhook_url is not None
 
     async def start(self) -> None:
-        self._jobs = [
-            asyncio.create_task(run_every(job.every, job.run, job.name)) for job in self.app.jobs
-        ]
         allowed = self.dp.resolve_used_update_types()
         await self.dp.emit_startup(bot=self.bot)
+        me = await self.bot.me()
+        self.app.gate.deeplinks.bot_username = me.username or ""
+        # Deadlines that passed while the bot was down, and decisions a crash cut off.
+        await self.gate.reconcile()
+        jobs = [*self.app.jobs, Job("gate deadlines", GATE_EVERY, self.gate.reconcile)]
+        self._jobs = [asyncio.create_task(run_every(job.every, job.run, job.name)) for job in jobs]
         if self.webhook:
             await self._start_webhook(allowed)
         else:
