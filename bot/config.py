@@ -15,13 +15,21 @@ from pathlib import Path
 from typing import Literal
 
 import phonenumbers
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from bot.auth.clerk.keys import InvalidPublishableKey, fapi_host
 from bot.auth.delivery import email_sender, smtp_server
 from bot.auth.limits import InvalidLimits, LocalLimits, local_limits, setting_name
 from bot.identifiers import DEFAULT_SMS_COUNTRIES, SmsRegions
+from bot.limits_out import MINUTE, SECOND, Rate, Rates
 from storage.engine import redact_url, validate_url
 
 log = logging.getLogger(__name__)
@@ -37,6 +45,13 @@ _ADVICE = (
 )
 
 _LOCAL = LocalLimits()
+_RATES = Rates()
+# The window a bare count in TELEGRAM_RATE_* is per.
+_RATE_WINDOWS = {
+    "telegram_rate_total": SECOND,
+    "telegram_rate_private": SECOND,
+    "telegram_rate_group": MINUTE,
+}
 
 
 def _secs(duration: timedelta) -> int:
@@ -52,6 +67,10 @@ class Settings(BaseSettings):
 
     telegram_bot_token: SecretStr | None = None
     telegram_api_url: str = "https://api.telegram.org"
+    # Outgoing calls under Telegram's limits (bot.limits_out): "N" or "N/SECONDS".
+    telegram_rate_total: str = str(_RATES.total)
+    telegram_rate_private: str = str(_RATES.private)
+    telegram_rate_group: str = str(_RATES.group)
     database_url: str = "sqlite+aiosqlite:///passgram.db"
     redis_url: str | None = None
     passgram_secret: SecretStr | None = None
@@ -169,6 +188,19 @@ class Settings(BaseSettings):
         if not isinstance(v, str):
             return v
         return str(SmsRegions.parse(v if v.strip() else DEFAULT_SMS_COUNTRIES))
+
+    @field_validator(
+        "telegram_rate_total", "telegram_rate_private", "telegram_rate_group", mode="before"
+    )
+    @classmethod
+    def _rate(cls, v: object, info: ValidationInfo) -> object:
+        if isinstance(v, int) and not isinstance(v, bool):
+            v = str(v)
+        if not isinstance(v, str) or info.field_name is None:
+            return v
+        if not v.strip():
+            return cls.model_fields[info.field_name].default
+        return str(Rate.parse(v, _RATE_WINDOWS[info.field_name]))
 
     @field_validator("telegram_api_url", "twilio_api_url", "clerk_bapi_url", "clerk_fapi_url")
     @classmethod
