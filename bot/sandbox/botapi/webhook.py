@@ -58,13 +58,18 @@ class WebhookPusher:
     async def _deliver(self, update: PendingUpdate, hook: Webhook) -> None:
         try:
             delay = self.retry_delay
-            while self.bot.webhook is hook and not await self._post(update, hook):
-                # Pause before retrying, cut short if the webhook is changed or deleted.
-                await self.bot.signal.wait_until(lambda: self.bot.webhook is not hook, delay)
+            while self._current(hook) and not await self._post(update, hook):
+                # Pause before retrying, cut short if the webhook is changed or deleted, or the
+                # server stops (a cancellation that lands as the signal fires can be lost in
+                # wait_for on Python 3.11, so closing is checked, not only cancelled).
+                await self.bot.signal.wait_until(lambda: not self._current(hook), delay)
                 delay = min(delay * 2, 60 * self.retry_delay)
         finally:
             del self.in_flight[update.queue]
             self.bot.signal.fire()
+
+    def _current(self, hook: Webhook) -> bool:
+        return self.bot.webhook is hook and not self.world.closed
 
     async def _post(self, update: PendingUpdate, hook: Webhook) -> bool:
         headers = {"Content-Type": "application/json"}
