@@ -137,10 +137,11 @@ async def build_app(
         raise
     http = httpx.AsyncClient(timeout=httpx.Timeout(15.0))
     backend = build_backend(settings, db.sessions, vault, http, dev_sink, clock)
-    store = Store(db.sessions, vault, after_erase=db.scrub)
+    gate_store = GateStore(db.sessions)
+    store = Store(db.sessions, vault, after_erase=db.scrub, erase_also=[gate_store.erasure])
     # The bot's username, for deep links, is learnt from Telegram when the bot starts.
     gate = Gate(
-        GateStore(db.sessions),
+        gate_store,
         store,
         clock,
         deeplinks=DeepLinks(vault, bot_username=""),

@@ -5,7 +5,7 @@ Callers get plain records; encryption and blind indexes stay inside this module 
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Final, TypeAlias
@@ -106,9 +106,12 @@ class Store:
         vault: Vault,
         *,
         after_erase: Callable[[], Awaitable[object]] | None = None,
+        erase_also: Sequence[Callable[[int], Work]] = (),
     ) -> None:
         self._sessions = sessions
         self._vault = vault
+        # Other parts' rows about a person (the gate's), erased in the same transaction.
+        self._erase_also = tuple(erase_also)
         # Run once an erasure is committed: on SQLite the deleted rows still sit in the log.
         self._after_erase = after_erase
 
@@ -201,6 +204,8 @@ class Store:
         await session.execute(delete(Conversation).where(Conversation.telegram_user_id == user_id))
         await session.execute(delete(AuditEvent).where(AuditEvent.telegram_user_id == user_id))
         await session.execute(delete(TelegramUser).where(TelegramUser.id == user_id))
+        for erase in self._erase_also:
+            await erase(user_id)(session)
         session.add(
             AuditEvent(
                 event="erased", detail={"subject": self._vault.index("telegram", str(user_id))}

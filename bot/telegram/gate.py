@@ -199,8 +199,8 @@ def gate_router(gate: Gate, executor: GateExecutor) -> Router:
     async def on_member(update: ChatMemberUpdated) -> None:
         old, new = update.old_chat_member.status, update.new_chat_member.status
         user = update.new_chat_member.user
-        if user.is_bot:
-            return
+        if user.is_bot or new in ("administrator", "creator"):
+            return  # bots and admins are not the gate's to hold back
         if old in GONE and new in JOINED:
             link = update.invite_link
             actions = await gate.on_member_joined(
