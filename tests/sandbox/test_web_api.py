@@ -380,3 +380,123 @@ async def test_with_the_clerk_double_codes_from_clerk_reach_the_outbox(tmp_path:
         done = await page.say(alice, entry["code"])
         assert "signed in to Acme" in (done.text or "")
         assert sandbox.clerk.find_user(EMAIL) is not None
+
+
+# --- groups and channels ---------------------------------------------------------------------
+
+
+async def new_chat(page: Page, owner: SimUser, **body: Any) -> dict[str, Any]:
+    async with page.http.post(f"/api/users/{owner.id}/chats", json=body) as response:
+        assert response.status == 201, await response.text()
+        chat: dict[str, Any] = await response.json()
+        return chat
+
+
+async def act(page: Page, user: SimUser, chat_id: int, action: str, status: int = 200) -> Any:
+    path = f"/api/users/{user.id}/chats/{chat_id}/{action}"
+    async with page.http.post(path, json={}) as response:
+        assert response.status == status, await response.text()
+        return await response.json()
+
+
+def standing(chat: dict[str, Any], user: SimUser) -> dict[str, Any]:
+    return next(p for p in chat["people"] if p["id"] == user.id)
+
+
+async def test_a_gated_group_from_the_page(page: Page) -> None:
+    alice, bob = page.user("Alice"), page.user("Bob")
+    api = page.sandbox.botapi
+    made = await new_chat(page, alice, title="Book club", kind="group")
+    assert (made["type"], made["title"], made["bot_status"]) == ("supergroup", "Book club", "left")
+    assert standing(made, alice)["status"] == "creator"
+    group = api.chat(made["id"])
+
+    shown = await act(page, alice, group.id, "bot")
+    assert shown["bot_status"] == "administrator"
+    rights = group.member(api.bot())
+    assert {k for k, v in rights.items() if k.startswith("can_") and v is True} >= {
+        "can_invite_users", "can_restrict_members", "can_delete_messages",
+    }  # fmt: skip
+    assert rights["can_promote_members"] is False  # only what the gate asks for
+
+    await page.send(alice, {"chat": group.id, "text": "/gate mode members"})
+    await group.wait_for(lambda m: m.from_bot and "Mode: members" in (m.text or ""))
+    await page.send(alice, {"chat": group.id, "text": "/gate on"})
+    await group.wait_for(lambda m: m.from_bot and "The gate is on" in (m.text or ""))
+
+    await act(page, bob, group.id, "join")
+    await api.wait_for_call("restrictChatMember")
+    welcome = await group.wait_for(lambda m: m.from_bot and "Welcome, Bob" in (m.text or ""))
+    state = next(c for c in (await page.state())["chats"] if c["id"] == group.id)
+    bob_shown = standing(state, bob)
+    assert (bob_shown["name"], bob_shown["status"], bob_shown["in_chat"]) == (
+        "Bob Baker",
+        "restricted",
+        True,
+    )
+    assert bob_shown["can_write"] is False
+    refused = await page.send(bob, {"chat": group.id, "text": "Hello?"}, status=403)
+    assert "CHAT_WRITE_FORBIDDEN" in refused["error"]
+    assert not any(m.text == "Hello?" for m in group.messages)
+
+    shown_welcome = next(m for m in state["messages"] if m["id"] == welcome.message_id)
+    assert shown_welcome["sender_name"] == "Acme sign-in"
+    joined = [m["text"] for m in state["messages"] if m["kind"] == "service"]
+    assert joined == ["Acme sign-in joined the group", "Bob Baker joined the group"]
+    opened = await page.send(
+        bob,
+        {"open": {"chat": group.id, "message_id": welcome.message_id, "text": "Sign in to write"}},
+    )
+    assert opened["chat"] == chat_key(bob.bot.id, bob.id)
+    assert opened["message"]["text"].startswith("/start ")
+    assert bob.history[0].text == opened["message"]["text"]
+    await bob.next_message()  # the bot asks Bob how to sign in
+
+
+async def test_a_chat_that_takes_requests_shows_the_request_live(page: Page) -> None:
+    alice, bob = page.user("Alice"), page.user("Bob")
+    async with page.http.get("/api/events") as stream:
+        events = sse(stream)
+        assert (await anext(events))["type"] == "state"
+        made = await new_chat(page, alice, title="Acme News", kind="channel", join_by_request=True)
+        created = await anext(events)
+        assert (created["type"], created["chat"]["type"]) == ("chat", "channel")
+        shown = await act(page, bob, made["id"], "join")
+        assert (standing(shown, bob)["status"], standing(shown, bob)["asked"]) == ("left", True)
+        while True:
+            event = await anext(events)
+            if event["type"] == "chat" and any(p["id"] == bob.id for p in event["chat"]["people"]):
+                break
+    assert standing(event["chat"], bob)["asked"] is True
+    assert event["chat"]["members"] == [alice.id]
+    # Asking again while the request waits is the same request, as in the app.
+    again = await act(page, bob, made["id"], "join")
+    assert standing(again, bob)["asked"] is True
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "status", "error"),
+    [
+        ("/api/users/{alice}/chats", {"title": " "}, 400, "title"),
+        ("/api/users/{alice}/chats", {"title": "X", "kind": "forum"}, 400, "kind"),
+        ("/api/users/{alice}/chats", {"title": "X", "join_by_request": "yes"}, 400, "true"),
+        ("/api/users/{alice}/chats/-1/join", {}, 404, "no such group"),
+        ("/api/users/{bob}/chats/{chat}/bot", {}, 403, "administrators"),
+        ("/api/users/{bob}/chats/{chat}/leave", {}, 403, "USER_NOT_PARTICIPANT"),
+        ("/api/users/{alice}/chats/{chat}/dance", {}, 404, "no such action"),
+        ("/api/users/{bob}/send", {"chat": "{chat}", "text": "hi"}, 403, "CHAT_WRITE_FORBIDDEN"),
+        ("/api/users/{bob}/send", {"open": {"text": "Go"}}, 409, "not shown"),
+        ("/api/users/{bob}/send", {"open": "Go"}, 400, "open"),
+    ],
+)
+async def test_bad_chat_requests_get_a_reason(
+    page: Page, path: str, body: Any, status: int, error: str
+) -> None:
+    alice, bob = page.user("Alice"), page.user("Bob")
+    chat = await new_chat(page, alice, title="Book club")
+    ids = {"alice": alice.id, "bob": bob.id, "chat": chat["id"]}
+    if body.get("chat") == "{chat}":
+        body = {**body, "chat": chat["id"]}
+    async with page.http.post(path.format(**ids), json=body) as response:
+        assert response.status == status
+        assert error in (await response.json())["error"]

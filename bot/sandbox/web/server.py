@@ -5,7 +5,15 @@ GET  /api/state                  accounts, chats with their messages, the outbox
 GET  /api/events                 server-sent events: a full `state` first, then changes
 POST /api/users                  {first_name, last_name?, username?, phone_number?}
 POST /api/users/{id}/send        one of {text}, {tap}, {press: {message_id, text}},
-                                 {contact: {} | {phone_number, first_name?}}, {sticker}
+                                 {contact: {} | {phone_number, first_name?}}, {sticker};
+                                 {chat, text}: write in a group or channel;
+                                 {open: {chat?, message_id, text}}: tap a URL button that starts
+                                 the bot (its private chat opens with /start PAYLOAD)
+POST /api/users/{id}/chats       {title, kind: "group" | "channel", join_by_request?}: a new chat
+                                 owned by this user
+POST /api/users/{id}/chats/{chat_id}/bot    this user (an admin) adds the bot as an admin
+POST /api/users/{id}/chats/{chat_id}/join   join, or ask to join when the chat takes requests
+POST /api/users/{id}/chats/{chat_id}/leave
 """
 
 from __future__ import annotations
@@ -19,7 +27,8 @@ from typing import Any
 
 from aiohttp import web
 
-from bot.sandbox.botapi import BotApiServer, ChatMessage, Event, NoAnswer, SimUser
+from bot.gate.model import required_rights
+from bot.sandbox.botapi import BotApiServer, ChatMessage, Event, NoAnswer, Refused, SimChat, SimUser
 
 from .outbox import Outbox, OutboxEntry
 from .view import (
@@ -27,6 +36,8 @@ from .view import (
     chat_key,
     chat_meta,
     chat_view,
+    group_meta,
+    group_view,
     keyboard_view,
     message_view,
     person_view,
@@ -46,6 +57,15 @@ _PHONE_SEPARATORS = re.compile(r"[\s().-]")
 _PHONE = re.compile(r"\+?(\d{5,15})")
 MAX_TEXT = 4096
 MAX_NAME = 64
+MAX_TITLE = 128
+# What a Telegram client says when the server refuses something a person tried.
+REFUSALS = {
+    "CHAT_WRITE_FORBIDDEN": "You can't write here: you are restricted or not in this chat",
+    "USER_ALREADY_PARTICIPANT": "Already in this chat",
+    "USER_BANNED_IN_CHANNEL": "You are banned from this chat",
+    "USER_NOT_PARTICIPANT": "Not in this chat",
+    "INVITE_HASH_EXPIRED": "The invite link has expired",
+}
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 PageEvent = dict[str, Any]
@@ -134,7 +154,8 @@ class WebConsole:
             "app_name": self.app_name,
             "bot": bot_view(bot),
             "users": [person_view(u.person) for u in self.users.values()],
-            "chats": [chat_view(b, c) for b in world.bots.values() for c in b.chats.values()],
+            "chats": [chat_view(b, c) for b in world.bots.values() for c in b.chats.values()]
+            + [group_view(world, g, bot) for g in world.groups.values()],
             "outbox": [entry.view() for entry in self.outbox.entries],
         }
 
@@ -147,6 +168,10 @@ class WebConsole:
                 client.end()
 
     def _on_botapi_event(self, event: Event) -> None:
+        group = self.api.world.groups.get(event["chat_id"])
+        if group is not None:
+            self._on_group_event(event, group.chat.messages.get(event.get("message_id", 0)))
+            return
         bot = self.api.world.bots.get(event["bot_id"])
         chat = bot.chats.get(event["chat_id"]) if bot else None
         if bot is None or chat is None:
@@ -161,6 +186,19 @@ class WebConsole:
             self._publish({"type": "keyboard", "chat": key, "keyboard": keyboard_view(chat)})
         elif kind == "chat_action":
             self._publish({"type": "chat_action", "chat": key, "action": event.get("action")})
+
+    def _on_group_event(self, event: Event, message: ChatMessage | None) -> None:
+        # Every change in a group (a message, a member's standing, a join request) comes with
+        # the chat's people as of now, so the page never shows a standing gone stale.
+        meta = self._group_meta(event["chat_id"])
+        if event["type"] in ("message", "edited", "deleted") and message is not None:
+            self._publish({"type": "message", "chat": meta, "message": message_view(message)})
+        else:
+            self._publish({"type": "chat", "chat": meta})
+
+    def _group_meta(self, chat_id: int) -> dict[str, Any]:
+        world = self.api.world
+        return group_meta(world, world.groups[chat_id], self.api.bot())
 
     def _on_delivery(self, entry: OutboxEntry) -> None:
         self._publish({"type": "outbox", "entry": entry.view()})
@@ -182,6 +220,8 @@ class WebConsole:
         app.router.add_get("/api/events", self._events)
         app.router.add_post("/api/users", self._create_user)
         app.router.add_post("/api/users/{user_id}/send", self._send)
+        app.router.add_post("/api/users/{user_id}/chats", self._create_chat)
+        app.router.add_post("/api/users/{user_id}/chats/{chat_id}/{action}", self._chat_action)
         app.on_response_prepare.append(_headers)
         return app
 
@@ -250,27 +290,128 @@ class WebConsole:
         )
         return web.json_response(person_view(user.person), status=201)
 
-    async def _send(self, request: web.Request) -> web.StreamResponse:
+    def _user(self, request: web.Request) -> SimUser:
         try:
-            user = self.users[int(request.match_info["user_id"])]
+            return self.users[int(request.match_info["user_id"])]
         except (KeyError, ValueError):
             raise BadInput("no such user", 404) from None
+
+    def _chat(self, chat_id: Any) -> SimChat:
+        try:
+            return self.api.chat(int(chat_id))
+        except (KeyError, ValueError, TypeError):
+            raise BadInput("no such group or channel", 404) from None
+
+    async def _create_chat(self, request: web.Request) -> web.StreamResponse:
+        user = self._user(request)
         body = await _body(request)
+        title = body.get("title")
+        if not isinstance(title, str) or not title.strip() or len(title.strip()) > MAX_TITLE:
+            raise BadInput(f"title: 1 to {MAX_TITLE} characters")
+        kind = body.get("kind", "group")
+        if kind not in ("group", "channel"):
+            raise BadInput('kind: "group" or "channel"')
+        asks = body.get("join_by_request", False)
+        if not isinstance(asks, bool):
+            raise BadInput("join_by_request: true or false")
+        # A group made in today's apps is a supergroup: the kind that can restrict members.
+        chat = self.api.create_group(
+            title.strip(),
+            owner=user,
+            kind="channel" if kind == "channel" else "supergroup",
+            join_by_request=asks,
+        )
+        meta = self._group_meta(chat.id)
+        self._publish({"type": "chat", "chat": meta})
+        return web.json_response(meta, status=201)
+
+    async def _chat_action(self, request: web.Request) -> web.StreamResponse:
+        user = self._user(request)
+        chat = self._chat(request.match_info["chat_id"])
+        action = request.match_info["action"]
+        await _body(request)
+        try:
+            if action == "bot":
+                if not chat.group.member(user.id, self.api.world.now()).is_admin:
+                    raise BadInput("only the chat's administrators can add the bot", 403)
+                # Exactly the rights the gate asks for, so the page shows they are enough.
+                chat.add_bot(rights=required_rights(chat.type), by=user)
+            elif action == "join":
+                try:
+                    await user.join(chat)
+                except ValueError:  # the chat takes join requests: ask the admins instead
+                    await user.ask_to_join(chat)
+            elif action == "leave":
+                await user.leave(chat)
+            else:
+                raise BadInput("no such action", 404)
+        except Refused as exc:
+            raise BadInput(_refusal(exc), 403) from None
+        except ValueError as exc:
+            raise BadInput(str(exc), 409) from None
+        return web.json_response(self._group_meta(chat.id))
+
+    async def _send(self, request: web.Request) -> web.StreamResponse:
+        user = self._user(request)
+        body = await _body(request)
+        if "open" in body:
+            return web.json_response(await self._open(user, body["open"]))
+        if "chat" in body:
+            message = await self._say(user, self._chat(body["chat"]), body)
+            return web.json_response({"ok": True, "message": message_view(message)})
         if "press" in body:
             return web.json_response({"ok": True, "answer": await _press(user, body["press"])})
         message = await _send_message(user, body)
         return web.json_response({"ok": True, "message": message_view(message)})
 
+    async def _say(self, user: SimUser, chat: SimChat, body: dict[str, Any]) -> ChatMessage:
+        text = _text(body.get("text"))
+        try:
+            return await user.say(chat, text)
+        except Refused as exc:
+            raise BadInput(_refusal(exc), 403) from None
+
+    async def _open(self, user: SimUser, button: Any) -> dict[str, Any]:
+        """A URL button that starts the bot: the app opens the bot's private chat and sends
+        /start with the link's payload, as Telegram does."""
+        if not isinstance(button, dict) or not isinstance(button.get("text"), str):
+            raise BadInput("open: {chat?, message_id, text} of a URL button")
+        where = button.get("chat")
+        chat = user.chat if where is None else self._chat(where).group.chat
+        message_id = button.get("message_id")
+        message = chat.messages.get(message_id) if isinstance(message_id, int) else None
+        if message is None or message.deleted:
+            raise BadInput("that message is not shown any more", 409)
+        try:
+            sent = await user.open_button(message, button["text"])
+        except LookupError:
+            raise BadInput("that button is not shown any more", 409) from None
+        except ValueError:
+            raise BadInput("that button opens a web page, not a bot") from None
+        return {
+            "ok": True,
+            "chat": chat_key(self.api.bot().id, user.id),
+            "message": message_view(sent),
+        }
+
+
+def _text(text: Any) -> str:
+    if not isinstance(text, str) or not text.strip():
+        raise BadInput("text: type something")
+    if len(text.strip()) > MAX_TEXT:
+        raise BadInput(f"text: at most {MAX_TEXT} characters")
+    # Telegram clients trim what is typed before sending it.
+    return text.strip()
+
+
+def _refusal(exc: Refused) -> str:
+    reason = str(exc)
+    return f"{REFUSALS.get(reason, 'Telegram refused')} ({reason})"
+
 
 async def _send_message(user: SimUser, body: dict[str, Any]) -> ChatMessage:
     if "text" in body:
-        text = body["text"]
-        if not isinstance(text, str) or not text.strip():
-            raise BadInput("text: type something")
-        if len(text.strip()) > MAX_TEXT:
-            raise BadInput(f"text: at most {MAX_TEXT} characters")
-        # Telegram clients trim what is typed before sending it.
-        return await user.send_text(text.strip())
+        return await user.send_text(_text(body["text"]))
     if "tap" in body:
         if not isinstance(body["tap"], str):
             raise BadInput("tap: the text of a keyboard button")

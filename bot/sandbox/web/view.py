@@ -10,11 +10,21 @@ from __future__ import annotations
 from typing import Any
 
 from bot.sandbox.botapi import BotState, ChatMessage, ChatState, Person
+from bot.sandbox.botapi.groups import Group
+from bot.sandbox.botapi.state import World
+
+# What a Telegram client writes for the service messages a group shows.
+_SERVICE = {"new_chat_members": "{} joined the group", "left_chat_member": "{} left the group"}
 
 
 def chat_key(bot_id: int, chat_id: int) -> str:
     """Chat ids are per bot (a private chat's id is the user's), so the page keys by both."""
     return f"{bot_id}/{chat_id}"
+
+
+def group_key(chat_id: int) -> str:
+    """A group or channel is the same chat for every bot and person in it."""
+    return f"chat/{chat_id}"
 
 
 def person_view(person: Person) -> dict[str, Any]:
@@ -51,19 +61,38 @@ def _kind(payload: dict[str, Any]) -> str:
     for kind in ("text", "contact", "sticker", "photo"):
         if kind in payload:
             return kind
+    if any(key in payload for key in _SERVICE):
+        return "service"
     return "other"
+
+
+def _name(user: dict[str, Any]) -> str:
+    return " ".join(str(p) for p in (user.get("first_name"), user.get("last_name")) if p)
+
+
+def _service_text(payload: dict[str, Any]) -> str | None:
+    for key, template in _SERVICE.items():
+        who = payload.get(key)
+        if isinstance(who, list):
+            return template.format(", ".join(_name(u) for u in who))
+        if isinstance(who, dict):
+            return template.format(_name(who))
+    return None
 
 
 def message_view(message: ChatMessage) -> dict[str, Any]:
     payload = message.payload
     sender = payload.get("from") or {}
+    sender_chat = payload.get("sender_chat")
     out: dict[str, Any] = {
         "id": message.message_id,
         "from_bot": message.from_bot,
         "sender_id": sender.get("id"),
+        # Groups show who wrote each message; a channel's posts come from the channel itself.
+        "sender_name": str(sender_chat.get("title") or "") if sender_chat else _name(sender),
         "date": payload.get("date"),
         "kind": _kind(payload),
-        "text": message.text,
+        "text": message.text if message.text is not None else _service_text(payload),
         "entities": payload.get("entities") or payload.get("caption_entities") or [],
         "buttons": [[_button_view(b) for b in row] for row in message.buttons],
         "edited": message.edited,
@@ -118,3 +147,48 @@ def chat_meta(bot: BotState, chat: ChatState) -> dict[str, Any]:
 
 def chat_view(bot: BotState, chat: ChatState) -> dict[str, Any]:
     return {**chat_meta(bot, chat), "messages": [message_view(m) for m in chat.messages.values()]}
+
+
+def _person_entry(world: World, group: Group, user_id: int) -> dict[str, Any]:
+    now = world.now()
+    member = group.member(user_id, now)
+    bot = world.bots.get(user_id)
+    request = group.requests.get(user_id)
+    return {
+        "id": user_id,
+        "name": bot.first_name if bot else _name(world.user_dict(user_id)),
+        "is_bot": bot is not None,
+        "status": member.status,
+        "in_chat": member.in_chat,
+        "is_admin": member.is_admin,
+        "can_write": group.may_write(user_id, now),
+        "asked": request is not None,
+    }
+
+
+def group_meta(world: World, group: Group, bot: BotState) -> dict[str, Any]:
+    """A group or channel without its messages: who has a standing in it (member, restricted,
+    left, kicked, or a join request waiting) as of now, and whether the bot is there."""
+    people = dict.fromkeys([*group.members, *group.requests])
+    chat = group.chat
+    return {
+        "key": group_key(chat.id),
+        "id": chat.id,
+        "bot_id": bot.id,
+        "type": chat.type,
+        "title": chat.title,
+        "username": chat.username,
+        "members": [
+            u for u in people if u not in world.bots and group.member(u, world.now()).in_chat
+        ],
+        "people": [_person_entry(world, group, u) for u in people],
+        "join_by_request": group.join_by_request,
+        "bot_status": group.member(bot.id, world.now()).status,
+        "opened": True,
+        "keyboard": None,
+    }
+
+
+def group_view(world: World, group: Group, bot: BotState) -> dict[str, Any]:
+    messages = [message_view(m) for m in group.chat.messages.values()]
+    return {**group_meta(world, group, bot), "messages": messages}

@@ -69,11 +69,26 @@
     }
   }
 
+  // Every group and channel is listed for every user, as if each had its link: one who is not
+  // in it sees a Join button instead of the input field.
   function chatsOf(userId) {
     return [...model.chats.values()]
-      .filter((chat) => chat.members.includes(userId))
+      .filter((chat) => !isPrivate(chat) || chat.members.includes(userId))
       .sort((a, b) => lastDate(b) - lastDate(a));
   }
+
+  function isPrivate(chat) {
+    return chat.type === "private";
+  }
+
+  // The current user's standing in a group or channel, as the server keeps it.
+  function standing(chat, userId = ui.userId) {
+    return (chat.people || []).find((p) => p.id === userId)
+      || { id: userId, status: "left", in_chat: false, is_admin: false, can_write: false, asked: false };
+  }
+
+  // t.me links that start a bot: the app opens that bot's chat instead of a web page.
+  const BOT_LINK = /^https:\/\/t\.me\/[A-Za-z0-9_]{3,32}\?start=[A-Za-z0-9_-]{0,64}$/;
 
   function lastDate(chat) {
     const last = chat.messages[chat.messages.length - 1];
@@ -117,6 +132,13 @@
         upsertMessage(chat, event.message);
         if (event.message.from_bot) ui.typing.delete(chat.key);
         if (chat.key === ui.chatKey) renderConversation();
+        renderChatList();
+        break;
+      }
+      case "chat": {
+        const chat = model.chats.get(event.chat.key) || { messages: [] };
+        model.chats.set(event.chat.key, Object.assign(chat, event.chat, { messages: chat.messages }));
+        if (event.chat.key === ui.chatKey) renderConversation();
         renderChatList();
         break;
       }
@@ -166,7 +188,25 @@
   }
 
   function sendText(text) {
-    return send({ text });
+    const chat = model.chats.get(ui.chatKey);
+    return send(chat && !isPrivate(chat) ? { chat: chat.id, text } : { text });
+  }
+
+  // A URL button that starts the bot: its private chat opens with /start PAYLOAD sent.
+  async function openBotLink(chat, messageId, button, element) {
+    element.disabled = true;
+    const where = isPrivate(chat) ? null : chat.id;
+    const result = await send({ open: { chat: where, message_id: messageId, text: button.text } });
+    element.disabled = false;
+    if (result) selectChat(result.chat);
+  }
+
+  async function chatAction(chat, action) {
+    try {
+      await post(`/api/users/${ui.userId}/chats/${chat.id}/${action}`, {});
+    } catch (error) {
+      toast(error.message, true);
+    }
   }
 
   async function press(messageId, button, element) {
@@ -275,14 +315,14 @@
           "aria-current": chat.key === ui.chatKey ? "true" : null,
           onclick: () => selectChat(chat.key),
         },
-        avatar(chat.bot_id, chat.title),
+        avatar(isPrivate(chat) ? chat.bot_id : chat.id, chat.title),
         h("span", { class: "chat-item-text" },
           h("span", { class: "chat-item-top" },
             h("span", { class: "chat-item-title" }, chat.title),
-            chat.type === "private" ? h("span", { class: "bot-badge" }, "bot") : null,
+            h("span", { class: "bot-badge" }, isPrivate(chat) ? "bot" : chat.type === "channel" ? "channel" : "group"),
             h("span", { class: "chat-item-time" }, last ? clock(last.date) : "")),
           h("span", { class: "chat-item-bottom" },
-            h("span", { class: "chat-item-preview" }, last ? preview(last, ui.userId) : "Tap Start to begin"),
+            h("span", { class: "chat-item-preview" }, last ? preview(last, ui.userId) : isPrivate(chat) ? "Tap Start to begin" : "No messages yet"),
             count ? h("span", { class: "unread", "aria-label": `${count} unread` }, String(count)) : null))));
     });
     $("chat-list").replaceChildren(...items);
@@ -379,10 +419,15 @@
     }
   }
 
-  function inlineKeyboard(message) {
+  function inlineKeyboard(chat, message) {
     if (message.deleted || !message.buttons.length) return null;
     return h("div", { class: "inline-keyboard" }, message.buttons.map((row) =>
       h("div", { class: "inline-row" }, row.map((button) => {
+        if (button.kind === "url" && BOT_LINK.test(button.url)) {
+          const el = h("button", { type: "button", class: "inline-button url", title: button.url }, button.text);
+          el.addEventListener("click", () => openBotLink(chat, message.id, button, el));
+          return el;
+        }
         if (button.kind === "url") {
           const href = safeUrl(button.url);
           return h("a", {
@@ -400,6 +445,9 @@
   }
 
   function messageNode(chat, message) {
+    if (message.kind === "service") {
+      return h("div", { class: "service", dataset: { id: message.id } }, h("span", {}, message.text || ""));
+    }
     const out = message.sender_id === ui.userId;
     const sticker = message.kind === "sticker" && !message.deleted;
     const classes = ["message", out ? "out" : "in"];
@@ -414,20 +462,60 @@
       ? h("span", { class: "deleted-mark" },
         message.from_bot ? "🗑 Deleted" : "🗑 Deleted by the bot")
       : null;
+    const sender = !out && !isPrivate(chat) && chat.type !== "channel"
+      ? h("span", { class: `sender c${Math.abs(Number(message.sender_id) || 0) % 7}` }, message.sender_name || "")
+      : null;
     return h("div", { class: classes.join(" "), dataset: { id: message.id } },
-      h("div", { class: "bubble" }, note, body(message), meta),
-      inlineKeyboard(message));
+      h("div", { class: "bubble" }, note, sender, body(message), meta),
+      inlineKeyboard(chat, message));
   }
 
   function renderHeader() {
     const chat = model.chats.get(ui.chatKey);
     if (!chat) return;
-    setAvatar($("chat-avatar"), chat.bot_id, chat.title);
+    setAvatar($("chat-avatar"), isPrivate(chat) ? chat.bot_id : chat.id, chat.title);
     $("chat-title").textContent = chat.title || "";
     const typing = (ui.typing.get(chat.key) || 0) > Date.now();
     const subtitle = $("chat-subtitle");
-    subtitle.textContent = typing ? "typing…" : chat.type === "private" ? `bot · @${chat.username}` : chat.type;
+    subtitle.textContent = typing ? "typing…" : isPrivate(chat) ? `bot · @${chat.username}` : groupSubtitle(chat);
     subtitle.classList.toggle("typing", typing);
+    renderGroupBar(chat);
+  }
+
+  function groupSubtitle(chat) {
+    const kind = chat.type === "channel" ? "channel" : "group";
+    const count = chat.members.length;
+    return `${kind} · ${count} ${count === 1 ? "member" : "members"} · you: ${statusLabel(standing(chat))}`;
+  }
+
+  function statusLabel(person) {
+    if (person.asked) return "asked to join";
+    if (person.status === "creator") return "owner";
+    if (person.status === "administrator") return "admin";
+    if (person.status === "restricted") return person.in_chat ? "restricted" : "left (restricted)";
+    if (person.status === "kicked") return "banned";
+    return person.status;
+  }
+
+  // Who is in a group and how, and what the current user may do there.
+  function renderGroupBar(chat) {
+    const bar = $("group-bar");
+    bar.hidden = isPrivate(chat);
+    if (bar.hidden) return;
+    const me = standing(chat);
+    const people = (chat.people || []).map((person) =>
+      h("li", { class: `member-chip status-${person.status}${person.id === ui.userId ? " me" : ""}`, dataset: { id: person.id } },
+        h("span", { class: "member-name" }, person.is_bot ? `🤖 ${person.name}` : person.name),
+        h("span", { class: "member-status" }, statusLabel(person))));
+    const actions = [];
+    if (me.is_admin && !["administrator", "creator"].includes(chat.bot_status)) {
+      actions.push(h("button", { type: "button", class: "chip-button", onclick: () => chatAction(chat, "bot") },
+        `Add @${model.bot.username} as admin`));
+    }
+    if (me.in_chat && me.status !== "creator") {
+      actions.push(h("button", { type: "button", class: "chip-button", onclick: () => chatAction(chat, "leave") }, "Leave"));
+    }
+    bar.replaceChildren(h("ul", { class: "member-list", "aria-label": "Members" }, people), ...actions);
   }
 
   function renderMessages(chat) {
@@ -451,7 +539,13 @@
       }
       nodes.push(cached.node);
     }
-    if (!chat.messages.length) {
+    if (!chat.messages.length && !isPrivate(chat)) {
+      nodes.push(h("div", { class: "empty-chat" },
+        h("strong", {}, `${chat.title}`),
+        h("span", {}, standing(chat).is_admin
+          ? `Add @${model.bot.username} as an admin, then type /gate help here.`
+          : "No messages yet.")));
+    } else if (!chat.messages.length) {
       nodes.push(h("div", { class: "empty-chat" },
         h("strong", {}, `${chat.title}`),
         h("span", {}, `The sign-in bot for ${model.appName}. Press Start below to talk to it, as a new user would on Telegram.`)));
@@ -465,9 +559,22 @@
 
   function renderComposer() {
     const chat = model.chats.get(ui.chatKey);
-    const started = chat && (chat.opened || chat.messages.length > 0);
+    const group = chat && !isPrivate(chat);
+    const me = group ? standing(chat) : null;
+    const join = $("join");
+    join.hidden = !group || me.in_chat;
+    if (group && !me.in_chat) {
+      join.textContent = me.asked ? "Request sent" : chat.join_by_request ? "Ask to join" : `Join ${chat.type === "channel" ? "channel" : "group"}`;
+      join.disabled = me.asked || me.status === "kicked";
+    }
+    const note = $("composer-note");
+    note.hidden = !group || !me.in_chat || me.can_write;
+    note.textContent = me && me.status === "restricted"
+      ? "You're restricted here: the server won't take your messages."
+      : "Only admins post here.";
+    const started = chat && (chat.opened || chat.messages.length > 0) && (!group || me.in_chat);
     $("composer").hidden = !started;
-    $("start").hidden = !chat || started;
+    $("start").hidden = !chat || group || started;
     const keyboard = chat && started ? chat.keyboard : null;
     const toggle = $("keyboard-toggle");
     toggle.hidden = !keyboard;
@@ -616,6 +723,10 @@
   function wire() {
     $("send").addEventListener("click", submitInput);
     $("start").addEventListener("click", () => sendText("/start"));
+    $("join").addEventListener("click", () => {
+      const chat = model.chats.get(ui.chatKey);
+      if (chat && !isPrivate(chat)) chatAction(chat, "join");
+    });
     const input = $("input");
     input.addEventListener("input", autosize);
     input.addEventListener("keydown", (event) => {
@@ -647,6 +758,16 @@
       closeMenus(null);
       openUserDialog();
     });
+
+    const openChatDialog = formDialog("chat-dialog", "chat-form", async (values) => {
+      const chat = await post(`/api/users/${ui.userId}/chats`, {
+        title: values.title, kind: values.kind, join_by_request: values.join_by_request === "on",
+      });
+      const known = model.chats.get(chat.key) || { messages: [] };
+      model.chats.set(chat.key, Object.assign(known, chat, { messages: known.messages }));
+      selectChat(chat.key);
+    });
+    $("chat-add").addEventListener("click", openChatDialog);
 
     const openContactDialog = formDialog("contact-dialog", "contact-form", async (values) => {
       await post(`/api/users/${ui.userId}/send`, { contact: values });
