@@ -26,7 +26,9 @@ from pydantic import ValidationError
 
 from bot.conversation import texts
 from bot.jobs import Job, run_every
+from bot.limits_out import limiter_for
 from bot.telegram.gate import GateExecutor, gate_router
+from bot.telegram.limiter import LimiterMiddleware
 from bot.telegram.private import private_router
 from bot.telegram.retry import RetryAfter
 from bot.updates import Lanes
@@ -54,13 +56,15 @@ def make_bot(app: App) -> Bot:
     assert settings.telegram_bot_token is not None
     session = AiohttpSession(api=TelegramAPIServer.from_base(settings.telegram_api_url))
     session.middleware(RetryAfter())
+    # Inside the retries, so a call sent again queues for its slot like any other.
+    session.middleware(LimiterMiddleware(limiter_for(settings)))
     return Bot(settings.telegram_bot_token.get_secret_value(), session=session)
 
 
 def make_dispatcher(app: App, gate: GateExecutor) -> Dispatcher:
     dp = Dispatcher()
+    dp.include_router(gate_router(app.gate, gate))  # first: its private /gate wins
     dp.include_router(private_router(app.service, gate.tell))
-    dp.include_router(gate_router(app.gate, gate))
 
     @dp.errors()
     async def on_error(event: ErrorEvent, bot: Bot) -> bool:

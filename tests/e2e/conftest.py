@@ -82,6 +82,9 @@ class World:
             "twilio_api_url": self.twilio.url,
             "app_name": "Acme",
             "sms_countries": "GB,US,CA",
+            # Simulated people answer within milliseconds; Telegram's 1 message/s per private
+            # chat would only slow these tests down (the limiter has tests of its own).
+            "telegram_rate_private": "50/1",
         }
         if self.mode == "webhook":
             port = unused_port()
