@@ -39,8 +39,9 @@ FIELDS: dict[str, dict[str, bool]] = {
         "reply_to_message": OPT, "edit_date": OPT, "has_protected_content": OPT, "text": OPT,
         "entities": OPT, "caption": OPT, "caption_entities": OPT, "photo": OPT, "sticker": OPT,
         "contact": OPT, "new_chat_members": OPT, "left_chat_member": OPT, "author_signature": OPT,
-        "reply_markup": OPT,
+        "chat_shared": OPT, "reply_markup": OPT,
     },
+    "ChatShared": {"request_id": REQ, "chat_id": REQ, "title": OPT, "username": OPT},
     "MessageEntity": {"type": REQ, "offset": REQ, "length": REQ, "url": OPT, "language": OPT},
     "Contact": {
         "phone_number": REQ, "first_name": REQ, "last_name": OPT, "user_id": OPT, "vcard": OPT,

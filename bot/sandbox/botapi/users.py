@@ -32,6 +32,12 @@ def _url_of(where: SimChat | str) -> str | None:
     return where if isinstance(where, str) else None
 
 
+def _asked(request: dict[str, Any], whose: str, kind: str) -> frozenset[str]:
+    """The admin rights a request_chat button asks of the user or of the bot."""
+    asked = request.get(f"{whose}_administrator_rights") or {}
+    return frozenset(k for k, v in asked.items() if v) & frozenset(groups.rights_for(kind))
+
+
 class NoAnswer(AssertionError, TimeoutError):
     """The bot did not do what a test waited for; the message says what it did instead."""
 
@@ -193,6 +199,42 @@ class SimUser:
         if button.get("request_contact"):
             return await self.send_contact(user_id=self.id)
         return await self.send_text(text)
+
+    async def share_chat(self, text: str, where: SimChat) -> ChatMessage:
+        """Press a request_chat keyboard button and pick `where`. The picker offers only chats
+        that fit the button (a channel or not, this user an admin with the rights it names);
+        the bot is made an admin with the rights it asked for when it lacks them (its
+        my_chat_member follows), then gets the chat_shared message."""
+        rows = self.keyboard or []
+        button = next((b for row in rows for b in row if b.get("text") == text), None)
+        request = button.get("request_chat") if button else None
+        if not isinstance(request, dict):
+            raise LookupError(f"{self!r}: no request_chat button {text!r}")
+        group, world, bot = where.group, self.world, self.bot
+        now = world.now()
+        if bool(request.get("chat_is_channel")) != (group.kind == "channel"):
+            raise ValueError(f"the picker of {text!r} does not offer {where!r}")
+        me = group.member(self.id, now)
+        if not me.is_admin or not all(me.can(r) for r in _asked(request, "user", group.kind)):
+            raise ValueError(f"the picker of {text!r} does not offer {where!r} to {self!r}")
+        wanted = _asked(request, "bot", group.kind)
+        held = group.member(bot.id, now)
+        if wanted and not all(held.can(r) for r in wanted):
+            if not me.can("can_promote_members"):
+                raise Refused("CHAT_ADMIN_REQUIRED")
+            rights = groups.checked_rights(group.kind, held.rights | wanted)
+            promoted = groups.Member(bot.id, "administrator", rights=rights, promoted_by=self.id)
+            groups.change(world, group, promoted, self.id)
+        if self.chat.keyboard_one_time:
+            world.set_keyboard(bot, self.chat, None)
+        shared = build(
+            "ChatShared",
+            request_id=request.get("request_id", 0),
+            chat_id=group.id,
+            title=group.chat.title if request.get("request_title") else None,
+            username=group.chat.username if request.get("request_username") else None,
+        )
+        return self._send(chat_shared=shared)
 
     async def resend_last_update(self) -> None:
         """Deliver this user's last update once more under the same update_id."""
