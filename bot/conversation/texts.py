@@ -204,6 +204,7 @@ EN: dict[str, str] = {
         "/logout — sign out\n"
         "/forget — erase everything I keep about you\n"
         "/cancel — stop what we're doing\n"
+        "/gate — for admins: the groups and channels I gate for you, and how to add one\n"
         "I will never ask for a code from Telegram itself."
     ),
 }

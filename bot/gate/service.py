@@ -9,7 +9,7 @@ a deadline, a second replica or a restarted one gets there first decides, and on
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Collection
+from collections.abc import Awaitable, Callable, Collection
 from datetime import datetime, timedelta
 from typing import Any, Literal, Protocol
 
@@ -37,6 +37,7 @@ from bot.gate.deeplink import BadLink, DeepLinks, chat_of, entry_for
 from bot.gate.model import (
     MAX_TIMEOUT,
     MIN_TIMEOUT,
+    RIGHTS_CHANNEL,
     RIGHTS_GROUP,
     AdmittedChat,
     ChatSettings,
@@ -53,6 +54,8 @@ from storage.gate import MANUAL, ChatRecord, ErasureRecord, GateStore, LogEntry,
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
+# Whether the person asking administers a chat, by its id (Telegram's word, asked each time).
+AdminCheck = Callable[[int], Awaitable[bool]]
 Verdict = Literal["allowed", "refused", "unlinked"]
 
 WAVE = "wave"  # the key of a group's notice listing newcomers
@@ -398,11 +401,72 @@ class Gate:
         if to is None:
             return []
         missing = missing_rights(kind, rights)
+        # Nobody types in a channel: its admin manages it from the private chat, by its id.
+        where = "_channel" if kind == "channel" else ""
         if missing:
-            text = texts.t("en", "rights_missing", title=title, rights=texts.rights("en", missing))
+            text = texts.t(
+                "en",
+                "rights_missing" + where,
+                title=title,
+                rights=texts.rights("en", missing),
+                chat_id=chat_id,
+            )
         else:
-            text = texts.t("en", "rights_ok", title=title)
+            text = texts.t("en", "rights_ok" + where, title=title, chat_id=chat_id)
         return [Say(to, text)]
+
+    # Admins in the private chat, for channels (and groups, if they like).
+
+    async def admin_overview(self, is_admin: AdminCheck) -> str:
+        """`/gate` in the private chat: the chats where the bot is an admin that the person
+        administers (`is_admin`: Telegram's word, asked per chat), with each gate's state."""
+        lines = []
+        for record in await self.store.list_chats():
+            if not record.bot_rights or not await is_admin(record.chat_id):
+                continue
+            s = _settings(record)
+            lines.append(
+                texts.t(
+                    "en",
+                    "chat_line",
+                    title=s.title or s.chat_id,
+                    kind=s.kind,
+                    chat_id=s.chat_id,
+                    state=texts.t("en", "state_on" if s.enabled else "state_off"),
+                )
+            )
+        if not lines:
+            return texts.t("en", "no_chats")
+        return texts.t("en", "your_chats", chats="\n".join(lines))
+
+    async def note_chat(
+        self, chat_id: int, title: str, kind: str, rights: Collection[str] | None
+    ) -> None:
+        """What Telegram says of a chat the bot missed hearing about; its settings are kept."""
+        await self.store.note_chat(chat_id, title, parse_kind(kind), rights or ())
+
+    async def on_chat_shared(
+        self,
+        chat_id: int,
+        title: str | None,
+        kind: str | None,
+        rights: Collection[str] | None,
+        *,
+        actor_is_admin: bool,
+        reply_to: int,
+    ) -> list[Action]:
+        """An admin picked a chat with the "add a chat" button. `kind` None: the bot can't see
+        the chat (it is not in it); `rights`: the bot's admin rights there (None: none)."""
+        if kind is None:
+            group, channel = texts.rights("en", RIGHTS_GROUP), texts.rights("en", RIGHTS_CHANNEL)
+            return [Say(reply_to, texts.t("en", "shared_unseen", group=group, channel=channel))]
+        if not actor_is_admin:
+            return [Say(reply_to, texts.t("en", "not_admin"))]
+        record = await self.store.note_chat(
+            chat_id, title or str(chat_id), parse_kind(kind), rights or ()
+        )
+        added = texts.t("en", "shared", title=record.title, chat_id=chat_id)
+        return [Say(reply_to, added + "\n\n" + await self._status(record))]
 
     # What Telegram answered.
 

@@ -105,6 +105,36 @@ EN: dict[str, str] = {
         "I'm an admin of {title} with the rights I need. An admin turns the gate on with "
         "/gate on (/gate help lists the rest)."
     ),
+    "rights_missing_channel": (
+        "To gate {title}, make me an admin with these rights: {rights}. Then turn the gate on "
+        "here with /gate {chat_id} on."
+    ),
+    "rights_ok_channel": (
+        "I'm an admin of {title} with the rights I need. Turn the gate on here with "
+        "/gate {chat_id} on (/gate lists your chats and what I can do)."
+    ),
+    # Admins in the private chat.
+    "your_chats": (
+        "Chats you administer where I'm an admin:\n{chats}\n\n"
+        "Manage one here with /gate CHAT_ID status, on, off, mode …, policy …, timeout …, "
+        "live on|off or link. To add a chat, tap a button below."
+    ),
+    "chat_line": "• {title} ({kind}, {chat_id}): gate {state}",
+    "no_chats": (
+        "You don't administer any chat I'm an admin of. Tap a button below and pick your "
+        "channel or group: Telegram asks you to make me an admin of it with the rights I need."
+    ),
+    "btn_add_channel": "Add a channel",
+    "btn_add_group": "Add a group",
+    "private_usage": (
+        "Send /gate to list your chats, or /gate CHAT_ID followed by status, on, off, "
+        "mode join_requests|members, policy …, timeout SECONDS, live on|off or link."
+    ),
+    "shared": "Added {title} ({chat_id}). Manage it here with /gate {chat_id} on, off, ….",
+    "shared_unseen": (
+        "I can't see that chat. Make me an admin of it (a group: {group}; a channel: "
+        "{channel}) and pick it again."
+    ),
     "right_can_invite_users": "Invite Users via Link",
     "right_can_restrict_members": "Ban Users",
     "right_can_delete_messages": "Delete Messages",

@@ -12,15 +12,20 @@ from collections.abc import Iterable
 from aiogram import Bot, F, Router
 from aiogram.exceptions import TelegramAPIError
 from aiogram.types import (
+    ChatAdministratorRights,
     ChatJoinRequest,
     ChatMemberAdministrator,
     ChatMemberOwner,
     ChatMemberUpdated,
     ChatPermissions,
+    KeyboardButton,
+    KeyboardButtonRequestChat,
     Message,
+    ReplyKeyboardMarkup,
 )
 
 from bot.conversation.events import Happened
+from bot.gate import texts
 from bot.gate.actions import (
     Action,
     AnswerQuery,
@@ -34,11 +39,15 @@ from bot.gate.actions import (
     Result,
     Say,
 )
+from bot.gate.model import RIGHTS_CHANNEL, RIGHTS_GROUP
 from bot.gate.service import Gate
 from bot.telegram.convert import inline_markup, person
 
 log = logging.getLogger(__name__)
 
+GATE_COMMAND = r"^/gate(@\w+)?(\s|$)"
+# The request_id of each "add a chat" button, so an answer says which was pressed.
+ADD_CHANNEL, ADD_GROUP = 1, 2
 JOINED = frozenset({"member", "restricted", "administrator", "creator"})
 GONE = frozenset({"left", "kicked"})
 # The admin rights by their Bot API names, as the gate reads them.
@@ -228,7 +237,7 @@ def gate_router(gate: Gate, executor: GateExecutor) -> Router:
         )
         await executor.run(actions)
 
-    @router.message(F.chat.type.in_({"group", "supergroup"}), F.text.regexp(r"^/gate(@\w+)?(\s|$)"))
+    @router.message(F.chat.type.in_({"group", "supergroup"}), F.text.regexp(GATE_COMMAND))
     async def on_gate_command(message: Message, bot: Bot) -> None:
         assert message.text is not None
         args = message.text.partition(" ")[2]
@@ -245,7 +254,103 @@ def gate_router(gate: Gate, executor: GateExecutor) -> Router:
         )
         await executor.run(actions)
 
+    # Channels have nobody typing commands: their admins manage them from the private chat.
+
+    @router.message(F.chat.type == "private", F.from_user, F.text.regexp(GATE_COMMAND))
+    async def on_private_gate(message: Message, bot: Bot) -> None:
+        assert message.text is not None and message.from_user is not None
+        user_id, here = message.from_user.id, message.chat.id
+        _, target, rest = [*message.text.split(maxsplit=2), "", ""][:3]
+        if not target:
+
+            async def administers(chat_id: int) -> bool:
+                return await _is_admin(bot, chat_id, user_id)
+
+            overview = await gate.admin_overview(administers)
+            await bot.send_message(here, overview, reply_markup=add_chat_keyboard())
+            return
+        try:
+            chat_id = int(target)
+        except ValueError:
+            await executor.run([Say(here, texts.t("en", "private_usage"))])
+            return
+        is_admin = await _is_admin(bot, chat_id, user_id)
+        if is_admin and await gate.store.get_chat(chat_id) is None:
+            # Made an admin while the bot was not listening: learn the chat from Telegram.
+            facts = await _facts(bot, chat_id)
+            if facts is not None:
+                await gate.note_chat(chat_id, *facts)
+        actions = await gate.on_admin_command(
+            chat_id, user_id, is_admin, rest or "status", reply_to=here
+        )
+        await executor.run(actions)
+
+    @router.message(F.chat.type == "private", F.from_user, F.chat_shared)
+    async def on_chat_shared(message: Message, bot: Bot) -> None:
+        """The answer to an "add a chat" button: the chat the admin picked."""
+        assert message.chat_shared is not None and message.from_user is not None
+        chat_id = message.chat_shared.chat_id
+        facts = await _facts(bot, chat_id)
+        title, kind, rights = facts if facts is not None else (None, None, None)
+        is_admin = facts is not None and await _is_admin(bot, chat_id, message.from_user.id)
+        actions = await gate.on_chat_shared(
+            chat_id, title, kind, rights, actor_is_admin=is_admin, reply_to=message.chat.id
+        )
+        await executor.run(actions)
+
     return router
+
+
+def add_chat_keyboard() -> ReplyKeyboardMarkup:
+    """Buttons that open Telegram's chat picker, showing only chats the person administers
+    with the rights the bot needs, and make the bot an admin of the one picked."""
+
+    def button(
+        text: str, request_id: int, channel: bool, needed: tuple[str, ...]
+    ) -> KeyboardButton:
+        rights = _admin_rights(needed)
+        return KeyboardButton(
+            text=text,
+            request_chat=KeyboardButtonRequestChat(
+                request_id=request_id,
+                chat_is_channel=channel,
+                user_administrator_rights=rights,
+                bot_administrator_rights=rights,
+                request_title=True,
+            ),
+        )
+
+    return ReplyKeyboardMarkup(
+        keyboard=[
+            [
+                button(texts.t("en", "btn_add_channel"), ADD_CHANNEL, True, RIGHTS_CHANNEL),
+                button(texts.t("en", "btn_add_group"), ADD_GROUP, False, RIGHTS_GROUP),
+            ]
+        ],
+        resize_keyboard=True,
+        one_time_keyboard=True,
+    )
+
+
+def _admin_rights(names: tuple[str, ...]) -> ChatAdministratorRights:
+    required = {
+        name: False
+        for name, info in ChatAdministratorRights.model_fields.items()
+        if info.is_required()
+    }
+    return ChatAdministratorRights(**(required | dict.fromkeys(names, True)))
+
+
+async def _facts(bot: Bot, chat_id: int) -> tuple[str, str, list[str] | None] | None:
+    """A chat's title and kind and the bot's admin rights there, or None when the bot can't
+    see it (not in it)."""
+    try:
+        chat = await bot.get_chat(chat_id)
+        me = await bot.get_chat_member(chat_id, bot.id)
+    except TelegramAPIError as exc:
+        log.info("could not look at a chat: %s", exc.message)
+        return None
+    return chat.title or str(chat_id), chat.type, _rights(me)
 
 
 async def _is_admin(bot: Bot, chat_id: int, user_id: int) -> bool:
