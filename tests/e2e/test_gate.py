@@ -9,6 +9,7 @@ import time
 import pytest
 
 from bot.sandbox.botapi import BotApiServer
+from bot.sandbox.botapi.rates import RateLimits
 from bot.sandbox.botapi.state import ChatMessage
 from bot.sandbox.botapi.users import SimUser
 from storage.gate import GateStore
@@ -250,3 +251,38 @@ async def test_a_pending_requester_survives_a_restart(running: World) -> None:
     assert channel.status(quiet) == "left"
     assert len([c for c in api.calls_to("declineChatJoinRequest") if c.ok]) == 1
     assert len([c for c in api.calls_to("approveChatJoinRequest") if c.ok]) == 1
+
+
+@pytest.mark.parametrize("bot_mode", ["polling"])
+async def test_a_burst_of_a_thousand_join_requests_is_decided_within_the_limits(
+    world: World,
+) -> None:
+    w = world
+    limits = RateLimits(total=200, private=1, group=20)
+    w.overrides |= {"telegram_rate_total": "200/1", "telegram_rate_private": "1/1"}
+    api = w.botapi
+    api.limit_rates(limits)  # past these, the stand-in answers 429 as Telegram does
+    await w.start_bot()
+    owner = api.user(first_name="Olga")
+    channel = api.create_channel("Launch", owner=owner, join_by_request=True)
+    channel.add_bot()
+    await gate(w, channel.id, mode="join_requests", timeout=600)
+
+    crowd = [api.user(first_name=f"Fan{n}") for n in range(1000)]
+    for fan in crowd:  # all within one tick: one burst of updates
+        await fan.ask_to_join(channel)
+    store = gate_store(w)
+    async with asyncio.timeout(120):
+        while await store.count_pending(channel.id) < 1000:  # noqa: ASYNC110 - the bot's pace
+            await asyncio.sleep(0.2)
+    await api.wait_for_call("sendMessage", count=1000, timeout=60)
+
+    w.clock.advance(seconds=601)
+    async with asyncio.timeout(120):
+        while await store.count_pending(channel.id):
+            await reconcile(w)
+    declined = [c for c in api.calls_to("declineChatJoinRequest") if c.ok]
+    assert len(declined) == 1000
+    assert {int(c.params["user_id"]) for c in declined} == {f.id for f in crowd}
+    assert not [c for c in api.calls if c.error is not None and c.error.code == 429]
+    assert api.rate_windows().within(limits)
