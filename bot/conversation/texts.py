@@ -7,7 +7,8 @@ Keys are stable; each language maps keys to `str.format` templates. The user's T
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+
+from bot.catalog import Catalog
 
 EN: dict[str, str] = {
     "welcome": (
@@ -209,17 +210,9 @@ EN: dict[str, str] = {
     ),
 }
 
-CATALOG: dict[str, dict[str, str]] = {"en": EN}
-
-
-def language_for(code: str | None) -> str:
-    base = (code or "en").split("-")[0].lower()
-    return base if base in CATALOG else "en"
-
-
-def t(lang: str, key: str, **values: Any) -> str:
-    template = CATALOG.get(lang, EN).get(key) or EN[key]
-    return template.format(**values) if values else template
+CATALOG = Catalog({"en": EN})
+language_for = CATALOG.language_for
+t = CATALOG.t
 
 
 def duration(seconds: float) -> str:

@@ -6,7 +6,7 @@ Keys are stable; each language maps keys to `str.format` templates, English is t
 
 from __future__ import annotations
 
-from typing import Any
+from bot.catalog import Catalog
 
 EN: dict[str, str] = {
     # To someone who asked to join, in the private chat Telegram opens for it.
@@ -140,17 +140,9 @@ EN: dict[str, str] = {
     "right_can_delete_messages": "Delete Messages",
 }
 
-CATALOG: dict[str, dict[str, str]] = {"en": EN}
-
-
-def language_for(code: str | None) -> str:
-    base = (code or "en").split("-")[0].lower()
-    return base if base in CATALOG else "en"
-
-
-def t(lang: str, key: str, **values: Any) -> str:
-    template = CATALOG.get(lang, EN).get(key) or EN[key]
-    return template.format(**values) if values else template
+CATALOG = Catalog({"en": EN})
+language_for = CATALOG.language_for
+t = CATALOG.t
 
 
 def wait(seconds: int) -> str:
