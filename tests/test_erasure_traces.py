@@ -67,4 +67,3 @@ async def test_erased_names_are_gone_from_the_sqlite_file_and_its_log(tmp_path: 
         await db.dispose()
     assert [name for name in NAMES if name in after] == []
     assert b"Neighbour 299" in after and b"neighbour_0" in after  # only the erased person went
-
