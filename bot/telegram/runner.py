@@ -113,9 +113,12 @@ async def _apologise(bot: Bot, update: Update) -> None:
 
 
 def _lane(update: Update) -> Hashable | None:
-    """Whose updates must keep their order: the person's, across messages and presses."""
-    for part in (update.message, update.callback_query, update.edited_message):
-        user = getattr(part, "from_user", None) if part is not None else None
+    """Whose updates must keep their order: the person's, across messages, presses, join
+    requests and membership changes (a join request and the /start that follows it)."""
+    if update.chat_member is not None:
+        return ("user", update.chat_member.new_chat_member.user.id)
+    for part in (update.message, update.callback_query, update.chat_join_request):
+        user = getattr(part, "from_user", None)
         if user is not None:
             return ("user", user.id)
     return None
