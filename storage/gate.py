@@ -303,12 +303,10 @@ class GateStore:
         if deadline_at is not None:
             condition = and_(condition, GatePending.deadline_at == deadline_at)
         async with self._sessions.begin() as session:
-            result = await session.execute(delete(GatePending).where(condition))
-            if not _rowcount(result):
+            if not await _delete_once(session, delete(GatePending).where(condition), log):
                 return False
             if admit is not None:
                 await _admit(session, chat_id, user_id, admit, at)
-            _add_log(session, log)
             return True
 
     # Who the gate let in.
@@ -354,16 +352,11 @@ class GateStore:
         self, chat_id: int, user_id: int, *, log: Sequence[LogEntry] = ()
     ) -> bool:
         """Forget an admission; True (and `log` written) only for the call that removed it."""
+        statement = delete(GateAdmission).where(
+            GateAdmission.chat_id == chat_id, GateAdmission.user_id == user_id
+        )
         async with self._sessions.begin() as session:
-            result = await session.execute(
-                delete(GateAdmission).where(
-                    GateAdmission.chat_id == chat_id, GateAdmission.user_id == user_id
-                )
-            )
-            if not _rowcount(result):
-                return False
-            _add_log(session, log)
-            return True
+            return await _delete_once(session, statement, log)
 
     async def admissions_without_link(self, limit: int = 100) -> list[AdmissionRecord]:
         """Admissions, other than by hand, to enabled chats that require a live link, of people
@@ -542,16 +535,11 @@ class GateStore:
         self, chat_id: int, user_id: int, *, log: Sequence[LogEntry] = ()
     ) -> bool:
         """Mark an erasure's work in a chat as done; True only for the call that did."""
+        statement = delete(GateErasure).where(
+            GateErasure.chat_id == chat_id, GateErasure.user_id == user_id
+        )
         async with self._sessions.begin() as session:
-            result = await session.execute(
-                delete(GateErasure).where(
-                    GateErasure.chat_id == chat_id, GateErasure.user_id == user_id
-                )
-            )
-            if not _rowcount(result):
-                return False
-            _add_log(session, log)
-            return True
+            return await _delete_once(session, statement, log)
 
 
 async def _upsert(
@@ -601,6 +589,15 @@ def _add_log(session: AsyncSession, entries: Iterable[LogEntry]) -> None:
                 at=entry.at or utcnow(),
             )
         )
+
+
+async def _delete_once(session: AsyncSession, statement: Any, log: Iterable[LogEntry]) -> bool:
+    """A conditional delete that settles something: True, with `log` written in the same
+    transaction, only for the one call whose delete found the row (so nothing is done twice)."""
+    if not _rowcount(await session.execute(statement)):
+        return False
+    _add_log(session, log)
+    return True
 
 
 def _rowcount(result: Any) -> int:
