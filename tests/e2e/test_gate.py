@@ -12,7 +12,7 @@ from bot.sandbox.botapi import BotApiServer
 from bot.sandbox.botapi.rates import RateLimits
 from bot.sandbox.botapi.state import ChatMessage
 from bot.sandbox.botapi.users import SimUser
-from storage.gate import GateStore
+from storage.gate import ChatRecord, GateStore
 from tests.e2e.conftest import World, remember
 
 
@@ -21,24 +21,35 @@ def gate_store(w: World) -> GateStore:
     return w.app.gate.store
 
 
-async def sign_in(w: World, user: SimUser, email: str) -> None:
+async def known(w: World, chat_id: int) -> ChatRecord:
+    """The chat's row, once the bot has heard that it was made an admin there."""
+    store = gate_store(w)
+    async with asyncio.timeout(5):
+        while (record := await store.get_chat(chat_id)) is None:  # noqa: ASYNC110
+            await asyncio.sleep(0.01)
+    return record
+
+
+async def verify(w: World, user: SimUser, email: str) -> None:
+    """Past the bot's welcome: give an address and the code mailed to it."""
     remember(w, email)
-    await user.send_text("/start")
     await user.next_message()
     await user.send_text(email)
     await user.next_message()
     await user.send_text(await w.email_code(email))
+
+
+async def sign_in(w: World, user: SimUser, email: str) -> None:
+    await user.send_text("/start")
+    await verify(w, user, email)
     await user.wait_for(lambda m: m.from_bot and (m.text or "").startswith("✅"))
 
 
 async def gate(w: World, chat_id: int, **settings: object) -> None:
     """Set a chat's gate as an operator would with `passgram gate set`, while the bot runs,
     once the bot has heard that it was made an admin there."""
-    store = gate_store(w)
-    async with asyncio.timeout(5):
-        while await store.get_chat(chat_id) is None:  # noqa: ASYNC110 - the bot's own pace
-            await asyncio.sleep(0.01)
-    await store.update_chat(chat_id, enabled=True, **settings)  # type: ignore[arg-type]
+    await known(w, chat_id)
+    await gate_store(w).update_chat(chat_id, enabled=True, **settings)  # type: ignore[arg-type]
 
 
 async def reconcile(w: World) -> None:
@@ -70,12 +81,7 @@ async def test_a_channel_with_join_requests(running: World) -> None:
     await newcomer.ask_to_join(channel)
     invite = await dm(newcomer, "Acme News")
     await newcomer.open_button(invite, "Sign in to join")
-    await newcomer.next_message()
-    email = "nia@example.com"
-    remember(w, email)
-    await newcomer.send_text(email)
-    await newcomer.next_message()
-    await newcomer.send_text(await w.email_code(email))
+    await verify(w, newcomer, "nia@example.com")
     await dm(newcomer, "You're in Acme News")
     assert channel.status(newcomer) == "member"
 
@@ -107,12 +113,7 @@ async def test_a_group_in_member_mode(running: World) -> None:
     assert group.status(reader) == "restricted"
     notice = await group.wait_for(lambda m: m.from_bot and "Rita" in (m.text or ""))
     await reader.open_button(notice, "Sign in to write")
-    await reader.next_message()
-    email = "rita@example.com"
-    remember(w, email)
-    await reader.send_text(email)
-    await reader.next_message()
-    await reader.send_text(await w.email_code(email))
+    await verify(w, reader, "rita@example.com")
     await dm(reader, "You can write in Book club")
     assert group.status(reader) == "member"
     await reader.say(group, "Hello, everyone")
@@ -235,12 +236,7 @@ async def test_a_pending_requester_survives_a_restart(running: World) -> None:
     await w.stop_bot()
     await w.start_bot()
     await patient.open_button(invite, "Sign in to join")
-    await patient.next_message()
-    email = "pat@example.com"
-    remember(w, email)
-    await patient.send_text(email)
-    await patient.next_message()
-    await patient.send_text(await w.email_code(email))
+    await verify(w, patient, "pat@example.com")
     await dm(patient, "You're in Durable")
     assert channel.status(patient) == "member"
 

@@ -3,26 +3,10 @@ the real bot over HTTP against the stand-in, admins and others played by simulat
 
 from __future__ import annotations
 
-import asyncio
-
 from bot.sandbox.botapi.state import ChatMessage
 from bot.sandbox.botapi.users import SimUser
-from storage.gate import ChatRecord, GateStore
 from tests.e2e.conftest import World
-
-
-def gate_store(w: World) -> GateStore:
-    assert w.app is not None
-    return w.app.gate.store
-
-
-async def known(w: World, chat_id: int) -> ChatRecord:
-    """The chat's row, once the bot has heard that it was made an admin there."""
-    store = gate_store(w)
-    async with asyncio.timeout(5):
-        while (record := await store.get_chat(chat_id)) is None:  # noqa: ASYNC110
-            await asyncio.sleep(0.01)
-    return record
+from tests.e2e.test_gate import gate_store, known
 
 
 async def reply(user: SimUser, text: str, expect: str) -> ChatMessage:
