@@ -16,8 +16,8 @@ Both are bounded, so no call retries forever:
 
 Retrying a call whose answer was lost may deliver it twice (a timeout or a 502 can come after
 Telegram acted): a duplicate message is a smaller harm than a code prompt that never arrives.
-getUpdates is passed through untouched on server failures: aiogram's polling loop retries it
-for ever with a backoff of its own.
+getUpdates is passed through untouched on server failures: the runner's polling loop
+(bot/telegram/runner.py) retries it for ever with a backoff of its own.
 """
 
 from __future__ import annotations
