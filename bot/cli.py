@@ -1,4 +1,4 @@
-"""The `passgram` command: run, sandbox, db upgrade, links, gate, check."""
+"""The `passgram` command: run, sandbox, db upgrade, links, gate, webhook, check."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from bot import logs
+from bot import logs, webhook_cli
 from bot.config import ConfigError, Settings, load_settings
 from bot.gate import cli as gate_cli
 
@@ -190,6 +190,7 @@ def parser() -> argparse.ArgumentParser:
     show.add_argument("telegram_user_id", type=int)
     links_sub.add_parser("list", help="every link")
     gate_cli.add_parser(sub)
+    webhook_cli.add_parser(sub)
     sub.add_parser("check", help="validate settings and print them, secrets masked")
     secret = sub.add_parser("secret", help="PASSGRAM_SECRET maintenance")
     secret_sub = secret.add_subparsers(dest="action", required=True)
@@ -220,6 +221,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return cmd_links(settings, args)
     if args.command == "gate":
         return gate_cli.run(settings.database_url, args, _fail)
+    if args.command == "webhook":
+        return webhook_cli.run(settings, args, _fail)
     if args.command == "secret":
         return cmd_secret_rotate(settings, args.batch_size)
     return cmd_check(settings)

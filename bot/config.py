@@ -28,6 +28,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from bot.auth.clerk.keys import InvalidPublishableKey, fapi_host
 from bot.auth.delivery import email_sender, smtp_server
 from bot.auth.limits import InvalidLimits, LocalLimits, local_limits, setting_name
+from bot.coordination.redis import redact_redis_url
 from bot.identifiers import DEFAULT_SMS_COUNTRIES, SmsRegions
 from bot.limits_out import MINUTE, SECOND, Rate, Rates
 from storage.engine import redact_url, validate_url
@@ -72,7 +73,14 @@ class Settings(BaseSettings):
     telegram_rate_private: str = str(_RATES.private)
     telegram_rate_group: str = str(_RATES.group)
     database_url: str = "sqlite+aiosqlite:///passgram.db"
+    # Connections each replica keeps to a server database (PostgreSQL), and how many more it may
+    # open at a peak; SQLite ignores both.
+    database_pool_size: int = Field(default=10, ge=1, le=1000)
+    database_max_overflow: int = Field(default=10, ge=0, le=1000)
+    # Shared state for several replicas (bot.coordination); without it, all of that is in-process.
     redis_url: str | None = None
+    # Seconds a replica that dies while handling someone's update keeps their next one waiting.
+    redis_lock_lease: float = Field(default=10.0, ge=0.1, le=300)
     passgram_secret: SecretStr | None = None
     # Read-only during a change of secret (`passgram secret rotate`). Set but empty means the
     # empty secret, so a database written with one can be moved off it.
@@ -102,6 +110,9 @@ class Settings(BaseSettings):
     webhook_url: str | None = None
     webhook_secret: SecretStr | None = None
     webhook_listen: str = "0.0.0.0:8080"
+    # Where polling mode serves GET /metrics (webhook mode serves it on WEBHOOK_LISTEN); off when
+    # unset.
+    metrics_listen: str | None = None
     app_name: str = Field(default="Passgram", min_length=1, max_length=64)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     dev_delivery: bool = False
@@ -145,6 +156,7 @@ class Settings(BaseSettings):
         "clerk_sign_in_url",
         "default_region",
         "webhook_url",
+        "metrics_listen",
         mode="before",
     )
     @classmethod
@@ -209,9 +221,11 @@ class Settings(BaseSettings):
             raise ValueError("expected an http(s):// URL")
         return v.rstrip("/") if v else v
 
-    @field_validator("webhook_listen")
+    @field_validator("webhook_listen", "metrics_listen")
     @classmethod
-    def _listen(cls, v: str) -> str:
+    def _listen(cls, v: str | None) -> str | None:
+        if v is None:
+            return None
         host, _, port = v.rpartition(":")
         if not host or not port.isdigit() or not 0 < int(port) < 65536:
             raise ValueError("expected HOST:PORT, e.g. 0.0.0.0:8080")
@@ -297,6 +311,8 @@ class Settings(BaseSettings):
                 out[name.upper()] = str(value)
         if self.database_url:
             out["DATABASE_URL"] = redact_url(self.database_url)
+        if self.redis_url:
+            out["REDIS_URL"] = redact_redis_url(self.redis_url)
         return out
 
 

@@ -38,9 +38,9 @@ A 429 that comes anyway (another process using the token, limits lower than conf
 the call's chat — or, for a call naming no chat, every counted call — for `retry_after` seconds
 (`penalise`); a chat's pause holds its administration calls too.
 
-`Limiter` is the seam for several replicas sharing one token (a Redis-backed one keeps the same
-lanes there); `LocalLimiter` is the one for a single process. Its memory follows what is active:
-a chat's lane is forgotten once its window has passed with nothing waiting.
+`Limiter` is the seam for several replicas sharing one token: `bot.coordination.limiter` keeps
+the same lanes in Redis; `LocalLimiter` is the one for a single process. Its memory follows what
+is active: a chat's lane is forgotten once its window has passed with nothing waiting.
 """
 
 from __future__ import annotations
@@ -57,6 +57,8 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from enum import Enum
 from typing import TYPE_CHECKING, Protocol
+
+from bot import metrics
 
 if TYPE_CHECKING:
     from bot.config import Settings
@@ -229,6 +231,7 @@ class LocalLimiter:
             yield
             return
         self._forget_quiet()
+        started = self._clock()
         held: list[_Lane] = []
         try:
             if chat_id is not None:
@@ -244,6 +247,7 @@ class LocalLimiter:
             for lane in held:
                 self._end(lane, answered=False)
             raise
+        metrics.LIMITER_WAITS.labels(cost.value).observe(self._clock() - started)
         try:
             yield
         finally:
@@ -251,6 +255,7 @@ class LocalLimiter:
                 self._end(lane, answered=True)
 
     async def penalise(self, chat_id: ChatId | None, seconds: float) -> None:
+        metrics.TELEGRAM_429.labels(metrics.scope_of(chat_id)).inc()
         self._forget_quiet()
         lane = self._all if chat_id is None else self._chat(chat_key(chat_id))
         lane.paused_until = max(lane.paused_until, self._clock() + max(0.0, seconds))
@@ -324,5 +329,6 @@ def rates_from(settings: Settings) -> Rates:
 
 
 def limiter_for(settings: Settings) -> Limiter:
-    """The limiter the settings ask for (one process's own, for now)."""
+    """This process's own limiter, at the rates the settings ask for (replicas sharing a Redis
+    use `bot.coordination.limiter.RedisLimiter` instead)."""
     return LocalLimiter(rates_from(settings))

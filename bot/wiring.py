@@ -11,16 +11,19 @@ import httpx
 
 from bot.auth.base import AuthBackend
 from bot.auth.clerk import ClerkBackend
+from bot.auth.clerk.pace import InMemoryPacer, PacerFactory
 from bot.auth.delivery import DeliveryChannel, LogChannel, SmtpChannel, TwilioChannel
 from bot.auth.limits import local_limits
 from bot.auth.local import LocalBackend
 from bot.config import ConfigError, Settings
 from bot.conversation.flow import Conversation
 from bot.conversation.service import ConversationService
+from bot.coordination.setup import Coordination, coordination_for
 from bot.gate.deeplink import DeepLinks
 from bot.gate.service import Gate
 from bot.identifiers import Identifier
 from bot.jobs import Job
+from bot.metered import MeteredBackend, MeteredChannel
 from bot.secret import open_vault
 from storage.engine import Database, SessionFactory
 from storage.gate import GateStore
@@ -46,6 +49,7 @@ class App:
     service: ConversationService
     http: httpx.AsyncClient
     gate: Gate
+    coordination: Coordination
     jobs: list[Job] = field(default_factory=list)
 
     async def close(self) -> None:
@@ -53,6 +57,7 @@ class App:
         if aclose is not None:
             await aclose()
         await self.http.aclose()
+        await self.coordination.aclose()
         await self.db.dispose()
 
 
@@ -74,7 +79,7 @@ def delivery_channels(
         )
     if not channels or dev_sink is not None:
         channels.append(LogChannel(dev_sink))
-    return channels
+    return [MeteredChannel(channel) for channel in channels]
 
 
 def check_delivery(settings: Settings, *, sandbox: bool = False) -> None:
@@ -95,6 +100,7 @@ def build_backend(
     http: httpx.AsyncClient,
     dev_sink: OutboxSink | None = None,
     clock: Clock = utcnow,
+    pacer_factory: PacerFactory = InMemoryPacer,
 ) -> AuthBackend:
     if settings.auth_backend == "clerk":
         return ClerkBackend.from_config(
@@ -111,10 +117,11 @@ def build_backend(
             sign_up_create_limit=settings.clerk_pace_sign_ups,
             attempt_limit=settings.clerk_pace_attempts,
             pace_window=settings.clerk_pace_window,
+            pacer_factory=pacer_factory,
             clock=clock,
         )
     channels = delivery_channels(settings, http, dev_sink)
-    if any(isinstance(c, LogChannel) for c in channels):
+    if any(c.name == "log" for c in channels):
         log.warning("DEVELOPMENT DELIVERY: one-time codes are written to this log")
     return LocalBackend(
         sessions,
@@ -129,14 +136,21 @@ def build_backend(
 async def build_app(
     settings: Settings, *, dev_sink: OutboxSink | None = None, clock: Clock = utcnow
 ) -> App:
-    db = Database(settings.database_url)
+    db = Database(
+        settings.database_url,
+        pool_size=settings.database_pool_size,
+        max_overflow=settings.database_max_overflow,
+    )
     try:
         vault = await open_vault(settings, db.sessions)
     except BaseException:
         await db.dispose()
         raise
     http = httpx.AsyncClient(timeout=httpx.Timeout(15.0))
-    backend = build_backend(settings, db.sessions, vault, http, dev_sink, clock)
+    coordination = coordination_for(settings)
+    backend = build_backend(
+        settings, db.sessions, vault, http, dev_sink, clock, coordination.pacer_factory
+    )
     gate_store = GateStore(db.sessions)
     store = Store(db.sessions, vault, after_erase=db.scrub, erase_also=[gate_store.erasure])
     # The bot's username, for deep links, is learnt from Telegram when the bot starts.
@@ -148,7 +162,7 @@ async def build_app(
         app=settings.app_name,
     )
     conversation = Conversation(
-        backend,
+        MeteredBackend(backend),
         app_name=settings.app_name,
         default_region=settings.default_region,
         clock=clock,
@@ -156,9 +170,17 @@ async def build_app(
         entries=gate,
         admissions=gate,
     )
-    service = ConversationService(conversation, store)
+    service = ConversationService(conversation, store, coordination.locks)
     return App(
-        settings, db, store, backend, service, http, gate, housekeeping(store, backend, clock)
+        settings,
+        db,
+        store,
+        backend,
+        service,
+        http,
+        gate,
+        coordination,
+        housekeeping(store, backend, clock),
     )
 
 

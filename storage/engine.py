@@ -42,12 +42,18 @@ def redact_url(url: str) -> str:
     return make_url(url).render_as_string(hide_password=True)
 
 
-def create_engine(url: str) -> AsyncEngine:
+def create_engine(url: str, *, pool_size: int = 10, max_overflow: int = 10) -> AsyncEngine:
     parsed = make_url(url)
     # Statement parameters are personal data (names, ids, blind indexes): keep them out of the
     # text of database errors, which end up in logs.
     if parsed.get_backend_name() != "sqlite":
-        return create_async_engine(url, pool_pre_ping=True, hide_parameters=True)
+        return create_async_engine(
+            url,
+            pool_pre_ping=True,
+            hide_parameters=True,
+            pool_size=pool_size,
+            max_overflow=max_overflow,
+        )
     # A busy timeout instead of instant "database is locked" when two updates write at once.
     engine = create_async_engine(url, connect_args={"timeout": 15}, hide_parameters=True)
 
@@ -90,10 +96,15 @@ def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
 class Database:
     """The engine and its session factory, so callers outside `storage` need no SQLAlchemy."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, pool_size: int = 10, max_overflow: int = 10) -> None:
         self.url = url
-        self.engine = create_engine(url)
+        self.engine = create_engine(url, pool_size=pool_size, max_overflow=max_overflow)
         self.sessions = session_factory(self.engine)
+
+    async def ping(self) -> None:
+        """Raise unless the database answers a query."""
+        async with self.engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
 
     async def create_all(self) -> None:
         """Create tables straight from the models (tests; deployments use migrations)."""

@@ -13,7 +13,6 @@ import contextlib
 import json
 import logging
 import secrets
-from collections.abc import Hashable
 from urllib.parse import urlsplit
 
 from aiogram import Bot, Dispatcher
@@ -24,14 +23,16 @@ from aiogram.types import BotCommand, ErrorEvent, Update
 from aiohttp import web
 from pydantic import ValidationError
 
+from bot import health, metrics
 from bot.conversation import texts
+from bot.coordination.setup import warn_if_unshared
 from bot.jobs import Job, run_every
-from bot.limits_out import limiter_for
 from bot.telegram.gate import GateExecutor, gate_router
 from bot.telegram.limiter import LimiterMiddleware
 from bot.telegram.private import private_router
 from bot.telegram.retry import RetryAfter
 from bot.updates import Lanes
+from bot.webhook import ALLOWED_UPDATES
 from bot.wiring import App
 
 log = logging.getLogger(__name__)
@@ -57,7 +58,7 @@ def make_bot(app: App) -> Bot:
     session = AiohttpSession(api=TelegramAPIServer.from_base(settings.telegram_api_url))
     session.middleware(RetryAfter())
     # Inside the retries, so a call sent again queues for its slot like any other.
-    session.middleware(LimiterMiddleware(limiter_for(settings)))
+    session.middleware(LimiterMiddleware(app.coordination.limiter))
     return Bot(settings.telegram_bot_token.get_secret_value(), session=session)
 
 
@@ -112,7 +113,7 @@ async def _apologise(bot: Bot, update: Update) -> None:
             await bot.send_message(chat_id, text)
 
 
-def _lane(update: Update) -> Hashable | None:
+def _lane(update: Update) -> tuple[str, int] | None:
     """Whose updates must keep their order: the person's, across messages, presses, join
     requests and membership changes (a join request and the /start that follows it)."""
     if update.chat_member is not None:
@@ -139,6 +140,7 @@ class Runner:
         self._jobs: list[asyncio.Task[None]] = []
         self._web: web.AppRunner | None = None
         self._site: web.TCPSite | None = None
+        self._metrics: web.AppRunner | None = None
         self._stopping = False
 
     @property
@@ -146,7 +148,7 @@ class Runner:
         return self.app.settings.webhook_url is not None
 
     async def start(self) -> None:
-        allowed = self.dp.resolve_used_update_types()
+        allowed = list(ALLOWED_UPDATES)
         await self.dp.emit_startup(bot=self.bot)
         me = await self.bot.me()
         self.app.gate.deeplinks.bot_username = me.username or ""
@@ -155,16 +157,26 @@ class Runner:
         jobs = [*self.app.jobs, Job("gate deadlines", GATE_EVERY, self.gate.reconcile)]
         self._jobs = [asyncio.create_task(run_every(job.every, job.run, job.name)) for job in jobs]
         if self.webhook:
-            await self._start_webhook(allowed)
+            warn_if_unshared(self.app.settings, self.app.coordination)
+            await self._start_webhook()
         else:
             await self.bot.delete_webhook(drop_pending_updates=False)
             self._poller = asyncio.create_task(self._poll(allowed))
+            if self.app.settings.metrics_listen:
+                routes = health.routes(self.app, lambda: self._stopping)
+                self._metrics = await health.serve(routes, self.app.settings.metrics_listen)
 
     def _submit(self, update: Update) -> asyncio.Task[None]:
-        async def handle() -> None:
-            await self.dp.feed_update(self.bot, update)
+        lane = _lane(update)
 
-        return self.lanes.submit(_lane(update), update.update_id, handle)
+        async def handle() -> None:
+            # The person's lock for the whole update (the gate's part too), across replicas.
+            person = self.app.service.serial(lane[1]) if lane else contextlib.nullcontext()
+            async with person:
+                await self.dp.feed_update(self.bot, update)
+            metrics.UPDATES.labels(update.event_type).inc()
+
+        return self.lanes.submit(lane, update.update_id, handle)
 
     async def _poll(self, allowed: list[str]) -> None:
         offset: int | None = None
@@ -201,14 +213,14 @@ class Runner:
                 await self.lanes.progress(within=0.5)
             offset = self.lanes.confirm_point()
 
-    async def _start_webhook(self, allowed: list[str]) -> None:
+    async def _start_webhook(self) -> None:
         settings = self.app.settings
         assert settings.webhook_url and settings.webhook_secret
         secret = settings.webhook_secret.get_secret_value()
         web_app = web.Application(client_max_size=1024**2)
         path = urlsplit(settings.webhook_url).path or "/"
         web_app.router.add_post(path, self._on_webhook)
-        web_app.router.add_get("/healthz", _healthz)
+        web_app.add_routes(health.routes(self.app, lambda: self._stopping))
         self._secret = secret
         # Telegram waits for the answer; let handlers in flight finish when stopping.
         self._web = web.AppRunner(web_app, access_log=None, shutdown_timeout=self.drain_timeout)
@@ -216,9 +228,7 @@ class Runner:
         host, _, port = settings.webhook_listen.rpartition(":")
         self._site = web.TCPSite(self._web, host.strip("[]"), int(port))
         await self._site.start()
-        await self.bot.set_webhook(
-            settings.webhook_url, secret_token=secret, allowed_updates=allowed
-        )
+        # Registering is the operator's (`passgram webhook set`): replicas only listen.
         log.info("webhook mode: listening on %s", settings.webhook_listen)
 
     async def _on_webhook(self, request: web.Request) -> web.Response:
@@ -265,6 +275,9 @@ class Runner:
         if self._web is not None:
             await self._web.cleanup()
             self._web = None
+        if self._metrics is not None:
+            await self._metrics.cleanup()
+            self._metrics = None
         for job in self._jobs:
             job.cancel()
         for job in self._jobs:
@@ -273,7 +286,3 @@ class Runner:
         self._jobs = []
         await self.dp.emit_shutdown(bot=self.bot)
         await self.bot.session.close()
-
-
-async def _healthz(_: web.Request) -> web.Response:
-    return web.json_response({"ok": True})

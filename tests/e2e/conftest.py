@@ -19,6 +19,7 @@ from bot.config import Settings, load_settings
 from bot.sandbox.botapi import BotApiServer
 from bot.sandbox.twilio import TwilioStandIn
 from bot.telegram.runner import Runner
+from bot.webhook import set_webhook
 from bot.wiring import App, build_app
 from storage.migrate import upgrade
 from tests.support import unused_port
@@ -102,6 +103,9 @@ class World:
         self.app = await build_app(settings, clock=self.clock)
         self.runner = Runner(self.app, **runner_options)
         await self.runner.start()
+        if settings.webhook_url:
+            # As an operator does once with `passgram webhook set`; replicas only listen.
+            await set_webhook(settings)
 
     async def stop_bot(self) -> None:
         if self.runner is not None:

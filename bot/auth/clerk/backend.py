@@ -24,7 +24,7 @@ from bot.auth.clerk.fapi import FapiFlow
 from bot.auth.clerk.flow import BACKEND_NAME, Flow, Verified
 from bot.auth.clerk.keys import fapi_url as fapi_url_from_key
 from bot.auth.clerk.metadata import TelegramLinks
-from bot.auth.clerk.pace import InMemoryPacer, Pacer, clerk_limits
+from bot.auth.clerk.pace import InMemoryPacer, Pacer, PacerFactory, clerk_limits
 from bot.auth.clerk.transport import Transport, redact_queries_in_http_log
 from bot.identifiers import Identifier, IdentifierKind
 
@@ -81,6 +81,7 @@ class ClerkBackend:
         metadata_limit: int = 10,
         notify_min_wait: float = 1.0,
         pacer: Pacer | None = None,
+        pacer_factory: PacerFactory = InMemoryPacer,
         code_attempts: int = 3,
         sign_in_token_ttl: timedelta = timedelta(minutes=10),
         abandon_after: timedelta = timedelta(hours=1),
@@ -91,9 +92,9 @@ class ClerkBackend:
         `fapi` needs the publishable key or `fapi_url`; `bapi` needs the secret key. With a
         secret key, in either mode, the Telegram link is written to the user's private metadata.
         `http`: a shared client (not closed by `aclose`); by default the backend makes its own.
-        `pacer`: a shared one (several replicas); by default one for this process, with the
-        limits given here (Clerk's published ones; the BAPI limit follows the key: 1,000 per
-        10 s for `sk_live_`, 100 for development keys).
+        `pacer`: one to use as it is; by default `pacer_factory` makes one (for this process, or
+        shared by several replicas) with the limits given here (Clerk's published ones; the
+        BAPI limit follows the key: 1,000 per 10 s for `sk_live_`, 100 for development keys).
         """
         if mode not in ("fapi", "bapi"):
             raise ValueError(f"CLERK_MODE must be fapi or bapi, not {mode!r}")
@@ -114,7 +115,7 @@ class ClerkBackend:
                 bapi=bapi_limit or (1000 if live else 100),
                 metadata=metadata_limit,
             )
-            pacer = InMemoryPacer(limits, margin=pace_margin, notify_min_wait=notify_min_wait)
+            pacer = pacer_factory(limits, margin=pace_margin, notify_min_wait=notify_min_wait)
         backend_api = None
         if secret_key:
             redact_queries_in_http_log(bapi_url)

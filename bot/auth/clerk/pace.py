@@ -11,9 +11,10 @@ A 429 that comes anyway (another process sharing the IP, a limit lower than conf
 the lane for Retry-After seconds; callers already queued past that point are unaffected, the
 others queue again behind the block.
 
-`Pacer` is the seam for running several replicas: a shared implementation keeps the same
-per-lane log of send times in Redis (a sorted set, updated by one script so a reservation is
-atomic) and answers `acquire` the same way. `InMemoryPacer` is the single-process one.
+`Pacer` is the seam for running several replicas: the shared implementation
+(`bot.coordination.pacer`) keeps the same per-lane log of send times in Redis (a sorted set,
+updated by one script so a reservation is atomic) and answers `acquire` the same way.
+`InMemoryPacer` is the single-process one; a `PacerFactory` picks between them.
 """
 
 from __future__ import annotations
@@ -79,6 +80,14 @@ class Pacer(Protocol):
     async def penalise(self, lane: str, retry_after: float, key: str = "") -> None:
         """Clerk answered 429 in this lane: send nothing more there for `retry_after` seconds."""
         ...
+
+
+class PacerFactory(Protocol):
+    """Makes the pacer for the given limits: `InMemoryPacer` itself, or a shared one's maker."""
+
+    def __call__(
+        self, limits: Mapping[str, PaceLimit], *, margin: float, notify_min_wait: float
+    ) -> Pacer: ...
 
 
 @dataclass(slots=True)
