@@ -61,20 +61,24 @@ class Cluster:
 
     def env(self, **extra: str) -> dict[str, str]:
         clean = {k: v for k, v in os.environ.items() if not k.isupper() or k in ("PATH", "HOME")}
-        return clean | {
-            "TELEGRAM_BOT_TOKEN": self.token,
-            "TELEGRAM_API_URL": self.botapi.url,
-            "TELEGRAM_RATE_TOTAL": str(LIMITS.total),
-            "DATABASE_URL": self.database_url,
-            "REDIS_URL": REDIS_URL,
-            "REDIS_LOCK_LEASE": "2",
-            "PASSGRAM_SECRET": SECRET,
-            "SMTP_URL": self.smtp.url,
-            "EMAIL_FROM": "Acme <no-reply@acme.test>",
-            "APP_NAME": "Acme",
-            "WEBHOOK_URL": f"{self.balancer.url}/telegram/webhook",
-            "WEBHOOK_SECRET": HOOK_SECRET,
-        } | extra
+        return (
+            clean
+            | {
+                "TELEGRAM_BOT_TOKEN": self.token,
+                "TELEGRAM_API_URL": self.botapi.url,
+                "TELEGRAM_RATE_TOTAL": str(LIMITS.total),
+                "DATABASE_URL": self.database_url,
+                "REDIS_URL": REDIS_URL,
+                "REDIS_LOCK_LEASE": "2",
+                "PASSGRAM_SECRET": SECRET,
+                "SMTP_URL": self.smtp.url,
+                "EMAIL_FROM": "Acme <no-reply@acme.test>",
+                "APP_NAME": "Acme",
+                "WEBHOOK_URL": f"{self.balancer.url}/telegram/webhook",
+                "WEBHOOK_SECRET": HOOK_SECRET,
+            }
+            | extra
+        )
 
     async def start(self, replica: Replica) -> None:
         with replica.log.open("ab") as log:
@@ -95,7 +99,7 @@ class Cluster:
                         return
                 except httpx.TransportError:
                     pass
-                await asyncio.sleep(0.1)  # noqa: ASYNC110 - a process starting up signals nothing
+                await asyncio.sleep(0.1)  # a process starting up signals nothing
 
     async def passgram(self, *args: str) -> tuple[int, str]:
         process = await asyncio.create_subprocess_exec(
