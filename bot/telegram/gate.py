@@ -24,6 +24,7 @@ from aiogram.types import (
     ReplyKeyboardMarkup,
 )
 
+from bot import metrics
 from bot.conversation.events import Happened
 from bot.gate import texts
 from bot.gate.actions import (
@@ -104,6 +105,8 @@ class GateExecutor:
             ):
                 continue  # a later notice replaces this one
             result = await self._do(action)
+            if result.ok:
+                metrics.gate_action(action)
             queue.extend(await self.gate.on_result(result))
 
     async def _do(self, action: Action) -> Result:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from prometheus_client import REGISTRY
 
 from bot.coordination.redis import namespace
 from bot.telegram.runner import Runner
@@ -19,6 +20,7 @@ from bot.webhook import ALLOWED_UPDATES
 from bot.wiring import build_app
 from storage.migrate import upgrade
 from tests.e2e.conftest import World, make_world, remember
+from tests.e2e.test_gate import gate, sign_in
 from tests.support import unused_port
 from tests.support.postgres import fresh_postgres
 from tests.support.redis import REDIS_URL, redis_clients
@@ -223,3 +225,27 @@ async def test_a_persons_lock_is_released_when_their_update_is_done(world: World
         await world.stop_bot()
         locks = [key async for key in redis.scan_iter(match=f"{prefix}:lock:*")]
     assert locks == []  # released by its holder, not left to the lease
+
+
+def sample(name: str, **labels: str) -> float:
+    return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
+async def test_metrics_count_gate_decisions(world: World) -> None:
+    await world.start_bot()
+    api = world.botapi
+    channel = api.create_channel(
+        "Acme News", owner=api.user(first_name="Olga"), join_by_request=True
+    )
+    channel.add_bot()
+    await api.wait_for_call("getMe")
+    await gate(world, channel.id, mode="join_requests", timeout=600)
+    linked = api.user(first_name="Lin")
+    await sign_in(world, linked, "lin.metrics@example.com")
+    before = sample("passgram_gate_decisions_total", decision="approve")
+    await linked.ask_to_join(channel)
+    await api.wait_for_call("approveChatJoinRequest")
+    async with httpx.AsyncClient() as http:
+        scrape = (await http.get(f"{base(world)}/metrics")).text
+    assert sample("passgram_gate_decisions_total", decision="approve") == before + 1
+    assert 'passgram_gate_decisions_total{decision="approve"}' in scrape
