@@ -184,6 +184,13 @@ class Settings(BaseSettings):
         validate_url(v)
         return v
 
+    @field_validator("redis_url")
+    @classmethod
+    def _redis(cls, v: str | None) -> str | None:
+        if v is not None and not re.match(r"^(rediss?|unix)://\S+$", v):
+            raise ValueError("expected redis://host:6379/0, rediss://… (TLS) or unix://…")
+        return v
+
     @field_validator("default_region")
     @classmethod
     def _region(cls, v: str | None) -> str | None:

@@ -43,6 +43,10 @@ def test_run_without_a_token_names_the_setting(tmp_path: Path) -> None:
         ("DEFAULT_REGION", "Atlantis"),
         ("AUTH_BACKEND", "ldap"),
         ("WEBHOOK_LISTEN", "nowhere"),
+        ("METRICS_LISTEN", "nowhere"),
+        ("REDIS_URL", "http://cache.example.com"),
+        ("REDIS_LOCK_LEASE", "-5"),
+        ("DATABASE_POOL_SIZE", "0"),
         ("LOG_LEVEL", "LOUD"),
     ],
 )
@@ -79,12 +83,14 @@ def test_check_masks_secrets(tmp_path: Path) -> None:
         SMTP_URL="smtp://user:hunter22@mail.example.com:587",
         EMAIL_FROM="no-reply@example.com",
         DATABASE_URL="postgresql+asyncpg://app:pa55word@db.example.com/passgram",
+        REDIS_URL="redis://:r3dispass@cache.example.com:6379/0",
     )
     assert result.returncode == 0, result.stderr
+    assert "REDIS_URL=redis://:***@cache.example.com:6379/0" in result.stdout
     assert "TELEGRAM_BOT_TOKEN=********" in result.stdout
     assert "SMTP_URL=********" in result.stdout
     assert "DATABASE_URL=postgresql+asyncpg://app:***@db.example.com/passgram" in result.stdout
-    for secret in ("AAEexample", "hunter22", "pa55word", "cli-test-secret"):
+    for secret in ("AAEexample", "hunter22", "pa55word", "r3dispass", "cli-test-secret"):
         assert secret not in result.stdout + result.stderr
 
 

@@ -190,6 +190,7 @@ class Sandbox:
             twilio_auth_token=None,
             twilio_from=None,
             redis_url=None,
+            metrics_listen=None,
             webhook_url=None,
             webhook_secret=None,
             default_region=self.config.default_region,
