@@ -29,6 +29,7 @@ class Balancer:
         self.backends = [url.rstrip("/") for url in backends]
         self.port = port
         self.served: Counter[str] = Counter()  # requests each backend answered
+        self.in_flight = 0  # requests taken and not yet answered
         self._turn = itertools.count()
         self._runner: web.AppRunner | None = None
         self._session: aiohttp.ClientSession | None = None
@@ -62,6 +63,13 @@ class Balancer:
         await self.stop()
 
     async def _forward(self, request: web.Request) -> web.StreamResponse:
+        self.in_flight += 1
+        try:
+            return await self._pass_on(request)
+        finally:
+            self.in_flight -= 1
+
+    async def _pass_on(self, request: web.Request) -> web.StreamResponse:
         assert self._session is not None
         body = await request.read()
         headers = {k: v for k, v in request.headers.items() if k.lower() not in _SKIPPED}

@@ -207,11 +207,20 @@ async def test_three_replicas_sign_people_in_once_each_and_survive_losing_one(
     assert c.botapi.rate_windows(c.token).within(LIMITS)
     assert not [call for call in c.botapi.calls if call.error and call.error.code == 429]
 
-    # SIGTERM: the survivors stop taking updates, finish what they hold, and exit cleanly.
-    for replica in (c.replicas[0], c.replicas[2]):
-        assert replica.process is not None
-        replica.process.send_signal(signal.SIGTERM)
-        assert await asyncio.wait_for(replica.process.wait(), 40) == 0
+    # SIGTERM while an update is in flight (a slow mail server holds it): the survivors stop
+    # taking updates, finish what they hold, and exit cleanly.
+    c.smtp.delay = 1.5
+    late, email = c.botapi.user(first_name="Jo"), f"jo.{secrets.token_hex(3)}@example.com"
+    await late.send_text(email)
+    async with asyncio.timeout(10):
+        while c.balancer.in_flight == 0:  # noqa: ASYNC110 - nothing signals a request taken
+            await asyncio.sleep(0.01)
+    survivors = [r.process for r in (c.replicas[0], c.replicas[2]) if r.process is not None]
+    for process in survivors:
+        process.send_signal(signal.SIGTERM)
+    assert [await asyncio.wait_for(p.wait(), 40) for p in survivors] == [0, 0]
+    assert "I've sent a 6-digit code" in ((await late.next_message()).text or "")
+    assert sum(1 for m in c.smtp.messages if m["To"] == email) == 1
     logs = "\n".join(replica.log.read_text() for replica in c.replicas)
     secret_part = c.token.split(":", 1)[1]
     leaks = [s for _, email, code in started for s in (email, code) if s in logs]
