@@ -68,8 +68,17 @@ async def test_metrics_count_a_sign_up_without_personal_data(world: World) -> No
     await user.send_text(email)
     await user.next_message()
     code = await world.email_code(email)
+    wrongs = sample(
+        "passgram_backend_errors_total", backend="local", call="verify", error="WrongCode"
+    )
+    await user.send_text(f"{(int(code) + 1) % 10**6:06d}")
+    await user.next_message()
     await user.send_text(code)
     await user.wait_for(lambda m: m.from_bot and (m.text or "").startswith("✅"))
+    assert (
+        sample("passgram_backend_errors_total", backend="local", call="verify", error="WrongCode")
+        == wrongs + 1
+    )
     async with httpx.AsyncClient() as http:
         scrape = await http.get(f"{base(world)}/metrics")
     assert scrape.status_code == 200
