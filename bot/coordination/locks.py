@@ -110,6 +110,7 @@ class RedisLocks:
         if key in _held.get():
             yield
             return
+        # The local lock also marks the key as held by this task, for re-entry.
         async with self._local.hold(key):
             name = f"{self._prefix}:lock:{key}"
             token = secrets.token_hex(16)
