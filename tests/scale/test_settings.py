@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from bot.auth.clerk.pace import InMemoryPacer, clerk_limits
 from bot.config import load_settings
+from bot.coordination.limiter import RedisLimiter
+from bot.coordination.locks import LocalLocks, RedisLocks
+from bot.coordination.pacer import RedisPacer
+from bot.coordination.setup import coordination_for
+from bot.limits_out import LocalLimiter
+from tests.support.redis import REDIS_URL
 
 NAMES = (
     "DATABASE_POOL_SIZE",
@@ -41,3 +48,24 @@ def test_replica_settings_as_operators_write_them() -> None:
     assert (settings.database_pool_size, settings.database_max_overflow) == (25, 0)
     assert settings.masked()["REDIS_URL"] == "rediss://:***@cache.example.com:6380/2"
     assert load_settings(_env_file=None, redis_url=" ", metrics_listen="").redis_url is None
+
+
+async def test_redis_url_makes_every_shared_part_shared_and_its_absence_none() -> None:
+    token = "123456:" + "A" * 30
+    shared = coordination_for(
+        load_settings(_env_file=None, telegram_bot_token=token, redis_url=REDIS_URL)
+    )
+    alone = coordination_for(load_settings(_env_file=None, telegram_bot_token=token))
+    try:
+        limits = clerk_limits()
+        assert isinstance(shared.locks, RedisLocks)
+        assert isinstance(shared.limiter, RedisLimiter)
+        assert isinstance(shared.pacer_factory(limits, margin=0.5, notify_min_wait=1.0), RedisPacer)
+        await shared.ping()
+        assert isinstance(alone.locks, LocalLocks)
+        assert isinstance(alone.limiter, LocalLimiter)
+        assert isinstance(
+            alone.pacer_factory(limits, margin=0.5, notify_min_wait=1.0), InMemoryPacer
+        )
+    finally:
+        await shared.aclose()
