@@ -15,16 +15,20 @@ flight stand in the way, retries after a few milliseconds.
 from __future__ import annotations
 
 import asyncio
+import logging
 import secrets
 import time
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
 from bot import metrics
 from bot.coordination.locks import LocalLocks
 from bot.limits_out import ChatId, Cost, Rate, Rates, chat_key, is_private
+
+log = logging.getLogger(__name__)
 
 FLIGHT = 120.0  # seconds a call may stay unanswered before its slot counts as free
 
@@ -122,13 +126,20 @@ class RedisLimiter:
             held.append(self._lane(None))
         except BaseException:
             if held:
-                await self._end_script(keys=held, args=[token, 0])
+                await self._end(held, token, answered=False)
             raise
         metrics.LIMITER_WAITS.labels(cost.value).observe(time.monotonic() - started)
         try:
             yield
         finally:
-            await self._end_script(keys=held, args=[token, 1])
+            await self._end(held, token, answered=True)
+
+    async def _end(self, lanes: list[str], token: str, *, answered: bool) -> None:
+        try:
+            await self._end_script(keys=lanes, args=[token, 1 if answered else 0])
+        except RedisError as exc:
+            # The call itself went (or failed) on its own; its slot frees when its flight ends.
+            log.warning("ending a limiter slot failed: %s", type(exc).__name__)
 
     async def _take(self, lane: str, rate: Rate, pauses: list[str], token: str) -> None:
         async with self._queues.hold(lane):
