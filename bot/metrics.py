@@ -8,11 +8,7 @@ from __future__ import annotations
 
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Counter, Histogram, generate_latest
 
-UPDATES = Counter(
-    "passgram_updates_handled",
-    "Updates from Telegram handled, by kind",
-    ["kind"],
-)
+UPDATES = Counter("passgram_updates_handled", "Updates from Telegram handled")
 STEPS = Counter(
     "passgram_steps",
     "Conversation steps, by the step the person was at and what came of it",

@@ -33,7 +33,7 @@ from bot.identifiers import Identifier, IdentifierKind
 from bot.sandbox.botapi import BotApiServer, Event
 from bot.sandbox.clerk import ClerkDouble
 from bot.sandbox.web import Outbox, WebConsole
-from bot.telegram.runner import Runner
+from bot.telegram.runner import aiogram_runner
 from bot.wiring import App, build_app
 from storage.migrate import upgrade
 
@@ -149,7 +149,7 @@ class Sandbox:
         await asyncio.to_thread(upgrade, settings.database_url)
         app = self.app = await build_app(settings, dev_sink=self.outbox.add)
         stack.push_async_callback(app.close)
-        runner = Runner(app)
+        runner = aiogram_runner(app)
         await runner.start()
         stack.push_async_callback(runner.stop)
 

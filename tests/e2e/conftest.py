@@ -16,9 +16,10 @@ from typing import Any
 import pytest
 
 from bot.config import Settings, load_settings
+from bot.runtime import Runner
 from bot.sandbox.botapi import BotApiServer
 from bot.sandbox.twilio import TwilioStandIn
-from bot.telegram.runner import Runner
+from bot.telegram.runner import aiogram_runner
 from bot.webhook import set_webhook
 from bot.wiring import App, build_app
 from storage.migrate import upgrade
@@ -63,7 +64,7 @@ class World:
     tmp: Path
     mode: str
     log: LogSpy
-    runner: Runner | None = None
+    runner: Runner[Any] | None = None
     app: App | None = None
     sensitive: set[str] = field(default_factory=set)
     overrides: dict[str, Any] = field(default_factory=dict)
@@ -101,7 +102,7 @@ class World:
         settings = self.settings()
         await asyncio.to_thread(upgrade, settings.database_url)
         self.app = await build_app(settings, clock=self.clock)
-        self.runner = Runner(self.app, **runner_options)
+        self.runner = aiogram_runner(self.app, **runner_options)
         await self.runner.start()
         if settings.webhook_url:
             # As an operator does once with `passgram webhook set`; replicas only listen.

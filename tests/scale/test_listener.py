@@ -15,7 +15,7 @@ import pytest
 from prometheus_client import REGISTRY
 
 from bot.coordination.redis import namespace
-from bot.telegram.runner import Runner
+from bot.telegram.runner import AiogramAdapter, aiogram_runner
 from bot.webhook import ALLOWED_UPDATES
 from bot.wiring import build_app
 from storage.migrate import upgrade
@@ -88,7 +88,7 @@ async def test_metrics_count_a_sign_up_without_personal_data(world: World) -> No
         'passgram_codes_sent_total{channel="email"}',
         "passgram_sign_ups_total",
         'passgram_steps_total{outcome="done",step="code"}',
-        'passgram_updates_handled_total{kind="message"}',
+        "passgram_updates_handled_total",
         'passgram_backend_seconds_count{backend="local",call="verify"}',
         'passgram_limiter_wait_seconds_count{cost="chat"}',
     ):
@@ -118,7 +118,7 @@ async def test_replicas_do_not_register_the_webhook_themselves(world: World) -> 
     settings = world.settings()
     await asyncio.to_thread(upgrade, settings.database_url)
     world.app = await build_app(settings, clock=world.clock)
-    world.runner = Runner(world.app)
+    world.runner = aiogram_runner(world.app)
     await world.runner.start()
     assert world.botapi.bot(world.token).webhook is None
     assert not world.botapi.calls_to("setWebhook")
@@ -147,16 +147,15 @@ async def test_a_sqlite_database_or_redis_gives_no_such_warning(world: World) ->
     assert not [line for line in world.log.lines if "ONE replica" in line]
 
 
-def test_the_update_kinds_registered_are_those_the_bot_handles() -> None:
-    from aiogram import Dispatcher
-
-    from bot.telegram.gate import gate_router
-    from bot.telegram.private import private_router
-
-    dp = Dispatcher()
-    dp.include_router(gate_router(None, None))  # type: ignore[arg-type]
-    dp.include_router(private_router(None, None))  # type: ignore[arg-type]
-    assert sorted(dp.resolve_used_update_types()) == sorted(ALLOWED_UPDATES)
+async def test_the_update_kinds_registered_are_those_the_bot_handles(world: World) -> None:
+    await world.start_bot()
+    assert world.app is not None
+    adapter = AiogramAdapter(world.app)
+    try:
+        assert sorted(adapter.dp.resolve_used_update_types()) == sorted(ALLOWED_UPDATES)
+        assert adapter.allowed_updates == list(ALLOWED_UPDATES)
+    finally:
+        await adapter.stop()
 
 
 HOOK_URL = "https://bot.example.com/telegram/webhook"

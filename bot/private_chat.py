@@ -1,0 +1,74 @@
+"""The private chat, whatever the framework: one incoming event through the conversation, and
+its `Outcome` carried out through Telegram calls."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from bot.auth.base import WaitNotifier
+from bot.calls import CallFailed, Calls
+from bot.conversation import texts
+from bot.conversation.events import Happened, Incoming, Person, Reply
+from bot.conversation.service import ConversationService
+
+log = logging.getLogger(__name__)
+
+Tell = Callable[[list[Happened]], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class Origin:
+    """Where an event came from, for the calls that answer it."""
+
+    chat_id: int
+    message_id: int | None = None  # the person's message, or the one whose button was pressed
+    query_id: str | None = None  # a button press, which must be answered
+    buttons_shown: bool = False  # the pressed message still shows its buttons
+
+
+class PrivateChat:
+    def __init__(self, service: ConversationService, calls: Calls, tell: Tell) -> None:
+        self.service = service
+        self.calls = calls
+        self.tell = tell  # what the conversation stored, for the gate
+
+    async def handle(self, incoming: Incoming, origin: Origin) -> None:
+        calls = self.calls
+        outcome = await self.service.handle(incoming, self._notifier(origin, incoming.person))
+        if origin.query_id is not None:
+            await _quietly(calls.answer_press(origin.query_id, outcome.toast))
+            if outcome.clear_pressed and origin.buttons_shown and origin.message_id is not None:
+                await _quietly(calls.clear_buttons(origin.chat_id, origin.message_id))
+        elif outcome.delete_incoming and origin.message_id is not None:
+            await _quietly(calls.delete(origin.chat_id, origin.message_id))
+        for reply in outcome.replies:
+            await calls.send(origin.chat_id, reply)
+        await self.tell(outcome.happened)
+
+    async def apologise(self, origin: Origin, language_code: str | None) -> None:
+        """After a failure: every update gets an answer, a button press included (its spinner
+        must stop)."""
+        if origin.query_id is not None:
+            await _quietly(self.calls.answer_press(origin.query_id, None))
+        text = texts.t(texts.language_for(language_code), "internal_error")
+        await _quietly(self.calls.send(origin.chat_id, Reply(text)))
+
+    def _notifier(self, origin: Origin, who: Person) -> WaitNotifier:
+        """Tells a person who has to wait (a backend pacing its calls) how long."""
+
+        async def notify_wait(seconds: float) -> None:
+            lang = texts.language_for(who.language_code)
+            text = texts.t(lang, "pacing", wait=texts.duration(seconds))
+            await self.calls.send(origin.chat_id, Reply(text))
+
+        return notify_wait
+
+
+async def _quietly(call: Awaitable[object]) -> None:
+    """Best-effort calls (delete a code message, answer a button): a failure changes nothing."""
+    try:
+        await call
+    except CallFailed as exc:
+        log.info("best-effort call failed: %s", exc.message)
