@@ -84,7 +84,9 @@ class Adapter(Protocol[U]):
         ...
 
     def lane(self, update: U) -> Hashable | None:
-        """Whose updates must keep their order with this one (None: nobody's)."""
+        """Whose updates must keep their order with this one (None: nobody's). A person's are
+        `("user", telegram_user_id)`: those also run under the person's lock, which replicas
+        sharing a Redis share."""
         ...
 
     async def handle(self, update: U) -> None: ...
