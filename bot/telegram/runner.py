@@ -15,11 +15,12 @@ from pydantic import ValidationError
 
 from bot.calls import CallFailed
 from bot.commands import COMMANDS
+from bot.gate_chats import GateChats
 from bot.limits_out import limiter_for
 from bot.private_chat import PrivateChat
 from bot.runtime import DRAIN_TIMEOUT, FetchFailed, Runner, TokenRefused
 from bot.telegram.calls import AiogramCalls
-from bot.telegram.gate import GateExecutor, gate_router
+from bot.telegram.gate import gate_router
 from bot.telegram.limiter import LimiterMiddleware
 from bot.telegram.private import failure_origin, private_router
 from bot.telegram.retry import RetryAfter
@@ -38,9 +39,9 @@ def make_bot(app: App) -> Bot:
     return Bot(settings.telegram_bot_token.get_secret_value(), session=session)
 
 
-def make_dispatcher(app: App, gate: GateExecutor, chat: PrivateChat) -> Dispatcher:
+def make_dispatcher(gate: GateChats, chat: PrivateChat) -> Dispatcher:
     dp = Dispatcher()
-    dp.include_router(gate_router(app.gate, gate))  # first: its private /gate wins
+    dp.include_router(gate_router(gate))  # first: its private /gate wins
     dp.include_router(private_router(chat))
 
     @dp.errors()
@@ -75,9 +76,9 @@ class AiogramAdapter:
     def __init__(self, app: App) -> None:
         self.bot = make_bot(app)
         calls = AiogramCalls(self.bot)
-        self.gate = GateExecutor(self.bot, app.gate)
+        self.gate = GateChats(app.gate, calls)
         self.chat = PrivateChat(app.service, calls, self.gate.tell)
-        self.dp = make_dispatcher(app, self.gate, self.chat)
+        self.dp = make_dispatcher(self.gate, self.chat)
         self.allowed_updates = self.dp.resolve_used_update_types()
 
     async def start(self) -> str:
