@@ -22,6 +22,25 @@ RIGHTS = (
     "can_manage_chat",
 )
 
+# The member permissions the gate turns off (restricted: may read, may not write) and on again.
+PERMISSIONS = (
+    "can_send_messages",
+    "can_send_audios",
+    "can_send_documents",
+    "can_send_photos",
+    "can_send_videos",
+    "can_send_video_notes",
+    "can_send_voice_notes",
+    "can_send_polls",
+    "can_send_other_messages",
+    "can_add_web_page_previews",
+    "can_react_to_messages",
+    "can_change_info",
+    "can_invite_users",
+    "can_pin_messages",
+    "can_manage_topics",
+)
+
 
 class CallFailed(Exception):
     """Telegram refused a call, or could not be reached, after the framework's retries."""

@@ -10,12 +10,23 @@ from dataclasses import dataclass
 from bot.auth.base import WaitNotifier
 from bot.calls import CallFailed, Calls
 from bot.conversation import texts
-from bot.conversation.events import Happened, Incoming, Person, Reply
+from bot.conversation.events import Command, Event, Happened, Incoming, Person, Reply, Text
 from bot.conversation.service import ConversationService
 
 log = logging.getLogger(__name__)
 
 Tell = Callable[[list[Happened]], Awaitable[None]]
+MAX_TEXT = 4096  # Telegram's own limit; anything longer is not a message the bot could get
+
+
+def text_event(text: str) -> Event:
+    """A message's text as the conversation reads it: a command, or text."""
+    if text.startswith("/"):
+        head, _, args = text[:MAX_TEXT].partition(" ")
+        name = head[1:].split("@", 1)[0].lower()
+        if name:
+            return Command(name, args.strip())
+    return Text(text[:MAX_TEXT])
 
 
 @dataclass(frozen=True, slots=True)

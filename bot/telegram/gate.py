@@ -17,7 +17,7 @@ from aiogram.types import (
     ReplyKeyboardMarkup,
 )
 
-from bot.calls import RIGHTS
+from bot.calls import PERMISSIONS, RIGHTS
 from bot.gate import texts
 from bot.gate.model import RIGHTS_CHANNEL, RIGHTS_GROUP
 from bot.gate_chats import GATE_COMMAND, GONE, GateChats, MemberChange
@@ -25,24 +25,8 @@ from bot.telegram.convert import person
 
 # The request_id of each "add a chat" button, so an answer says which was pressed.
 ADD_CHANNEL, ADD_GROUP = 1, 2
-NO_PERMISSIONS = ChatPermissions(
-    can_send_messages=False,
-    can_send_audios=False,
-    can_send_documents=False,
-    can_send_photos=False,
-    can_send_videos=False,
-    can_send_video_notes=False,
-    can_send_voice_notes=False,
-    can_send_polls=False,
-    can_send_other_messages=False,
-    can_add_web_page_previews=False,
-    can_react_to_messages=False,
-    can_change_info=False,
-    can_invite_users=False,
-    can_pin_messages=False,
-    can_manage_topics=False,
-)
-ALL_PERMISSIONS = ChatPermissions(**{name: True for name in NO_PERMISSIONS.model_fields_set})
+NO_PERMISSIONS = ChatPermissions(**dict.fromkeys(PERMISSIONS, False))
+ALL_PERMISSIONS = ChatPermissions(**dict.fromkeys(PERMISSIONS, True))
 
 
 def rights(member: object) -> list[str] | None:
