@@ -40,12 +40,19 @@ class Origin:
 
 
 class PrivateChat:
-    def __init__(self, service: ConversationService, calls: Calls, tell: Tell) -> None:
+    def __init__(
+        self, service: ConversationService, calls: Calls, tell: Tell, *, hosted: bool = False
+    ) -> None:
         self.service = service
         self.calls = calls
         self.tell = tell  # what the conversation stored, for the gate
+        # Inside a host bot, the private chat is shared with the host's own handlers.
+        self.hosted = hosted
 
-    async def handle(self, incoming: Incoming, origin: Origin) -> None:
+    async def handle(self, incoming: Incoming, origin: Origin) -> bool:
+        """Answer the event; False when it is not Passgram's to answer (hosted only)."""
+        if self.hosted and not await self._ours(incoming):
+            return False
         calls = self.calls
         outcome = await self.service.handle(incoming, self._notifier(origin, incoming.person))
         if origin.query_id is not None:
@@ -57,6 +64,16 @@ class PrivateChat:
         for reply in outcome.replies:
             await calls.send(origin.chat_id, reply)
         await self.tell(outcome.happened)
+        return True
+
+    async def _ours(self, incoming: Incoming) -> bool:
+        """In a host bot: Passgram's commands, and anything else only while a sign-in (or an
+        erasure) is under way; the rest is the host's."""
+        event = incoming.event
+        if isinstance(event, Command):
+            return self.service.conversation.commands.meaning(event.name) is not None
+        loaded = await self.service.store.load(incoming.person.id)
+        return loaded.conversation is not None
 
     async def apologise(self, origin: Origin, language_code: str | None) -> None:
         """After a failure: every update gets an answer, a button press included (its spinner

@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 
 from aiohttp import web
 
-from bot.jobs import Job, run_every
+from bot.jobs import Job, start_all, stop_all
 from bot.updates import Lanes
 from bot.wiring import App
 
@@ -53,6 +53,11 @@ U = TypeVar("U", bound=Numbered)
 
 class Reconciler(Protocol):
     async def reconcile(self) -> None: ...
+
+
+def gate_job(gate: Reconciler) -> Job:
+    """The gate's deadlines and the decisions a crash cut off, looked at now and then."""
+    return Job("gate deadlines", GATE_EVERY, gate.reconcile)
 
 
 class Adapter(Protocol[U]):
@@ -120,8 +125,7 @@ class Runner(Generic[U]):
         self.app.gate.deeplinks.bot_username = await self.adapter.start()
         # Deadlines that passed while the bot was down, and decisions a crash cut off.
         await self.gate.reconcile()
-        jobs = [*self.app.jobs, Job("gate deadlines", GATE_EVERY, self.gate.reconcile)]
-        self._jobs = [asyncio.create_task(run_every(job.every, job.run, job.name)) for job in jobs]
+        self._jobs = start_all([*self.app.jobs, gate_job(self.gate)])
         if self.webhook:
             await self._start_webhook(allowed)
         else:
@@ -225,11 +229,7 @@ class Runner(Generic[U]):
         if self._web is not None:
             await self._web.cleanup()
             self._web = None
-        for job in self._jobs:
-            job.cancel()
-        for job in self._jobs:
-            with contextlib.suppress(asyncio.CancelledError):
-                await job
+        await stop_all(self._jobs)
         self._jobs = []
         await self.adapter.stop()
 

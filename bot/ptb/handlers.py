@@ -10,6 +10,7 @@ from typing import Any
 from telegram import CallbackQuery, Message, Update
 from telegram.error import TelegramError
 from telegram.ext import (
+    ApplicationHandlerStop,
     BaseHandler,
     CallbackQueryHandler,
     ChatJoinRequestHandler,
@@ -20,8 +21,9 @@ from telegram.ext import (
 
 from bot.calls import CallFailed
 from bot.conversation.events import Incoming
-from bot.gate_chats import GATE_COMMAND, GONE, GateChats, MemberChange
-from bot.private_chat import Origin, PrivateChat
+from bot.gate_chats import GATE_COMMAND, GONE, MemberChange
+from bot.mounted import Parts
+from bot.private_chat import Origin
 from bot.ptb.calls import rights
 from bot.ptb.convert import message_event, person, press_event
 
@@ -38,14 +40,14 @@ ALLOWED_UPDATES = [
 ]
 
 
-def passgram_handlers(chat: PrivateChat, gate: GateChats) -> list[BaseHandler[Update, Any, None]]:
+def passgram_handlers(parts: Parts) -> list[BaseHandler[Update, Any, None]]:
     """In order: the first that matches an update handles it (they go in one handler group)."""
 
     async def on_join_request(update: Update, _: Any) -> None:
         request = update.chat_join_request
         assert request is not None
         link = request.invite_link
-        await gate.on_join_request(
+        await parts.gate.on_join_request(
             request.chat.id,
             person(request.from_user),
             request.user_chat_id,
@@ -67,13 +69,13 @@ def passgram_handlers(chat: PrivateChat, gate: GateChats) -> list[BaseHandler[Up
             via_link_creator_id=link.creator.id if link is not None else None,
             via_join_request=bool(member.via_join_request),
         )
-        await gate.on_member(change)
+        await parts.gate.on_member(change)
 
     async def on_bot_member(update: Update, _: Any) -> None:
         member = update.my_chat_member
         assert member is not None
         new, chat_ = member.new_chat_member, member.chat
-        await gate.on_bot_status(
+        await parts.gate.on_bot_status(
             chat_.id,
             chat_.title or str(chat_.id),
             str(chat_.type),
@@ -86,7 +88,7 @@ def passgram_handlers(chat: PrivateChat, gate: GateChats) -> list[BaseHandler[Up
         message = update.message
         assert message is not None and message.text is not None
         here = message.chat
-        await gate.on_group_command(
+        await parts.gate.on_group_command(
             here.id,
             message.text,
             title=here.title,
@@ -99,13 +101,13 @@ def passgram_handlers(chat: PrivateChat, gate: GateChats) -> list[BaseHandler[Up
         message = update.message
         assert message is not None and message.text is not None
         if message.from_user is not None:
-            await gate.on_private_command(message.from_user.id, message.chat.id, message.text)
+            await parts.gate.on_private_command(message.from_user.id, message.chat.id, message.text)
 
     async def on_chat_shared(update: Update, _: Any) -> None:
         message = update.message
         assert message is not None and message.chat_shared is not None
         if message.from_user is not None:
-            await gate.on_chat_shared(
+            await parts.gate.on_chat_shared(
                 message.chat_shared.chat_id, message.from_user.id, message.chat.id
             )
 
@@ -115,7 +117,8 @@ def passgram_handlers(chat: PrivateChat, gate: GateChats) -> list[BaseHandler[Up
         if message.from_user is None:
             return
         incoming = Incoming(person(message.from_user), message_event(message), update.update_id)
-        await chat.handle(incoming, Origin(message.chat.id, message.message_id))
+        if await parts.chat.handle(incoming, Origin(message.chat.id, message.message_id)):
+            raise ApplicationHandlerStop  # answered: a host bot's handlers would answer again
 
     async def on_press(update: Update, _: Any) -> None:
         query = update.callback_query
@@ -123,13 +126,14 @@ def passgram_handlers(chat: PrivateChat, gate: GateChats) -> list[BaseHandler[Up
         if query.message is None or query.message.chat.type != "private":
             return
         incoming = Incoming(person(query.from_user), press_event(query), update.update_id)
-        await chat.handle(incoming, press_origin(query))
+        if await parts.chat.handle(incoming, press_origin(query)):
+            raise ApplicationHandlerStop
 
     async def apologise(update: Update) -> None:
         origin = failure_origin(update)
         if origin is not None:
             user = update.effective_user
-            await chat.apologise(origin, user.language_code if user else None)
+            await parts.chat.apologise(origin, user.language_code if user else None)
 
     def guarded(callback: Callback) -> Callback:
         """A failure is logged by its kind only (messages may hold codes or personal data) and
@@ -138,6 +142,8 @@ def passgram_handlers(chat: PrivateChat, gate: GateChats) -> list[BaseHandler[Up
         async def run(update: Update, context: Any) -> None:
             try:
                 await callback(update, context)
+            except ApplicationHandlerStop:
+                raise
             except Exception as exc:
                 log.error(
                     "update %s failed: %s",

@@ -11,7 +11,6 @@ from telegram import BotCommand, Update
 from telegram.error import InvalidToken, TelegramError
 from telegram.ext import Application, ApplicationBuilder
 
-from bot.commands import COMMANDS
 from bot.gate_chats import GateChats
 from bot.limits_out import limiter_for
 from bot.private_chat import PrivateChat
@@ -52,14 +51,15 @@ class PtbAdapter:
         calls = PtbCalls(self.bot)
         self.gate = GateChats(app.gate, calls)
         self.chat = PrivateChat(app.service, calls, self.gate.tell)
-        self.application.add_handlers(passgram_handlers(self.chat, self.gate))
+        self.application.add_handlers(passgram_handlers(self))
 
     async def start(self) -> str:
         try:
             await self.application.initialize()  # getMe
         except InvalidToken as exc:
             raise TokenRefused from exc
-        await self.bot.set_my_commands([BotCommand(c, d) for c, d in COMMANDS])
+        menu = self.chat.service.conversation.commands.menu()
+        await self.bot.set_my_commands([BotCommand(c, d) for c, d in menu])
         username: str = self.bot.username
         log.info("signed in to Telegram as @%s", username)
         return username

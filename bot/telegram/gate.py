@@ -20,7 +20,8 @@ from aiogram.types import (
 from bot.calls import PERMISSIONS, RIGHTS
 from bot.gate import texts
 from bot.gate.model import RIGHTS_CHANNEL, RIGHTS_GROUP
-from bot.gate_chats import GATE_COMMAND, GONE, GateChats, MemberChange
+from bot.gate_chats import GATE_COMMAND, GONE, MemberChange
+from bot.mounted import Parts
 from bot.telegram.convert import person
 
 # The request_id of each "add a chat" button, so an answer says which was pressed.
@@ -37,13 +38,13 @@ def rights(member: object) -> list[str] | None:
     return None
 
 
-def gate_router(chats: GateChats) -> Router:
+def gate_router(parts: Parts) -> Router:
     router = Router(name="gate")
 
     @router.chat_join_request()
     async def on_join_request(request: ChatJoinRequest) -> None:
         link = request.invite_link
-        await chats.on_join_request(
+        await parts.gate.on_join_request(
             request.chat.id,
             person(request.from_user),
             request.user_chat_id,
@@ -63,12 +64,12 @@ def gate_router(chats: GateChats) -> Router:
             via_link_creator_id=link.creator.id if link is not None else None,
             via_join_request=bool(update.via_join_request),
         )
-        await chats.on_member(change)
+        await parts.gate.on_member(change)
 
     @router.my_chat_member()
     async def on_bot_member(update: ChatMemberUpdated) -> None:
         new = update.new_chat_member
-        await chats.on_bot_status(
+        await parts.gate.on_bot_status(
             update.chat.id,
             update.chat.title or str(update.chat.id),
             update.chat.type,
@@ -81,7 +82,7 @@ def gate_router(chats: GateChats) -> Router:
     async def on_gate_command(message: Message) -> None:
         assert message.text is not None
         chat = message.chat
-        await chats.on_group_command(
+        await parts.gate.on_group_command(
             chat.id,
             message.text,
             title=chat.title,
@@ -93,12 +94,12 @@ def gate_router(chats: GateChats) -> Router:
     @router.message(F.chat.type == "private", F.from_user, F.text.regexp(GATE_COMMAND))
     async def on_private_gate(message: Message) -> None:
         assert message.text is not None and message.from_user is not None
-        await chats.on_private_command(message.from_user.id, message.chat.id, message.text)
+        await parts.gate.on_private_command(message.from_user.id, message.chat.id, message.text)
 
     @router.message(F.chat.type == "private", F.from_user, F.chat_shared)
     async def on_chat_shared(message: Message) -> None:
         assert message.chat_shared is not None and message.from_user is not None
-        await chats.on_chat_shared(
+        await parts.gate.on_chat_shared(
             message.chat_shared.chat_id, message.from_user.id, message.chat.id
         )
 
