@@ -6,8 +6,8 @@ the oldest update still in flight, and the webhook answers Telegram after handli
 cut off by a crash is delivered again. Stopping stops taking updates and lets those in flight
 finish first.
 
-A framework takes part through an `Adapter`: it fetches and parses updates in its own types,
-says whose lane each belongs to, and handles one. Nothing here imports a Telegram framework.
+A framework takes part through an `Adapter`: it fetches and parses updates in its own types
+and handles one. Nothing here imports a Telegram framework.
 """
 
 from __future__ import annotations
@@ -55,6 +55,19 @@ class Reconciler(Protocol):
     async def reconcile(self) -> None: ...
 
 
+def lane(update: Any) -> Hashable | None:
+    """Whose updates must keep their order: the person's, across messages, presses, join
+    requests and membership changes (a join request and the /start that follows it). Both
+    frameworks name an update's parts as the Bot API does, so one reading serves both."""
+    if update.chat_member is not None:
+        return ("user", update.chat_member.new_chat_member.user.id)
+    for part in (update.message, update.callback_query, update.chat_join_request):
+        user = getattr(part, "from_user", None)
+        if user is not None:
+            return ("user", user.id)
+    return None
+
+
 def gate_job(gate: Reconciler) -> Job:
     """The gate's deadlines and the decisions a crash cut off, looked at now and then."""
     return Job("gate deadlines", GATE_EVERY, gate.reconcile)
@@ -84,10 +97,6 @@ class Adapter(Protocol[U]):
 
     def parse(self, body: dict[str, Any]) -> U:
         """A webhook body as an update; ValueError when it is not one."""
-        ...
-
-    def lane(self, update: U) -> Hashable | None:
-        """Whose updates must keep their order with this one (None: nobody's)."""
         ...
 
     async def handle(self, update: U) -> None: ...
@@ -136,7 +145,7 @@ class Runner(Generic[U]):
         async def handle() -> None:
             await self.adapter.handle(update)
 
-        return self.lanes.submit(self.adapter.lane(update), update.update_id, handle)
+        return self.lanes.submit(lane(update), update.update_id, handle)
 
     async def _poll(self, allowed: list[str]) -> None:
         offset: int | None = None

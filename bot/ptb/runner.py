@@ -4,7 +4,7 @@ an Updater, fed one update at a time by the runtime's lanes."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Hashable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from telegram import BotCommand, Update
@@ -85,17 +85,6 @@ class PtbAdapter:
             return Update.de_json(body, self.bot)
         except (KeyError, TypeError, AttributeError) as exc:
             raise ValueError("not an update") from exc
-
-    def lane(self, update: Update) -> Hashable | None:
-        """Whose updates must keep their order: the person's, across messages, presses, join
-        requests and membership changes (a join request and the /start that follows it)."""
-        if update.chat_member is not None:
-            return ("user", update.chat_member.new_chat_member.user.id)
-        for part in (update.message, update.callback_query, update.chat_join_request):
-            user = getattr(part, "from_user", None)
-            if user is not None:
-                return ("user", user.id)
-        return None
 
     async def handle(self, update: Update) -> None:
         await self.application.process_update(update)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Hashable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from aiogram import Bot, Dispatcher
@@ -76,17 +76,6 @@ class AiogramAdapter:
             return Update.model_validate(body, context={"bot": self.bot})
         except ValidationError as exc:
             raise ValueError("not an update") from exc
-
-    def lane(self, update: Update) -> Hashable | None:
-        """Whose updates must keep their order: the person's, across messages, presses, join
-        requests and membership changes (a join request and the /start that follows it)."""
-        if update.chat_member is not None:
-            return ("user", update.chat_member.new_chat_member.user.id)
-        for part in (update.message, update.callback_query, update.chat_join_request):
-            user = getattr(part, "from_user", None)
-            if user is not None:
-                return ("user", user.id)
-        return None
 
     async def handle(self, update: Update) -> None:
         await self.dp.feed_update(self.bot, update)
