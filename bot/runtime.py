@@ -35,6 +35,9 @@ DRAIN_TIMEOUT = 25.0  # seconds a stop waits for updates in flight (container st
 GATE_EVERY = 5.0  # seconds between looks at the gate's deadlines and missed decisions
 
 
+TOKEN_REFUSED = "Telegram refused the bot token (401): check TELEGRAM_BOT_TOKEN"  # noqa: S105
+
+
 class TokenRefused(Exception):
     """Telegram answered 401: no retry will help."""
 
@@ -131,7 +134,11 @@ class Runner(Generic[U]):
 
     async def start(self) -> None:
         allowed = self.adapter.allowed_updates
-        self.app.gate.deeplinks.bot_username = await self.adapter.start()
+        try:
+            self.app.gate.deeplinks.bot_username = await self.adapter.start()
+        except TokenRefused:
+            self.failed = TOKEN_REFUSED
+            raise
         # Deadlines that passed while the bot was down, and decisions a crash cut off.
         await self.gate.reconcile()
         self._jobs = start_all([*self.app.jobs, gate_job(self.gate)])
@@ -154,7 +161,7 @@ class Runner(Generic[U]):
             try:
                 updates = await self.adapter.fetch(offset, POLL_TIMEOUT, allowed)
             except TokenRefused:
-                self.failed = "Telegram refused the bot token (401): check TELEGRAM_BOT_TOKEN"
+                self.failed = TOKEN_REFUSED
                 log.error("%s", self.failed)
                 return
             except (FetchFailed, OSError, TimeoutError) as exc:

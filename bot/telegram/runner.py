@@ -50,7 +50,10 @@ class AiogramAdapter:
 
     async def start(self) -> str:
         menu = self.chat.service.conversation.commands.menu()
-        await self.bot.set_my_commands([BotCommand(command=c, description=d) for c, d in menu])
+        try:
+            await self.bot.set_my_commands([BotCommand(command=c, description=d) for c, d in menu])
+        except TelegramUnauthorizedError as exc:
+            raise TokenRefused from exc
         me = await self.bot.me()
         log.info("signed in to Telegram as @%s", me.username)
         return me.username or ""
