@@ -51,7 +51,7 @@ def passgram_handlers(parts: Parts) -> list[BaseHandler[Update, Any, None]]:
             request.chat.id,
             person(request.from_user),
             request.user_chat_id,
-            # Bot API 10's guard bots are newer than PTB 22: the field is in api_kwargs.
+            # Newer than the Bot API PTB 22.8 speaks (10.0): PTB keeps it in api_kwargs.
             query_id=request.api_kwargs.get("query_id"),
             invite_link_creator_id=link.creator.id if link is not None else None,
         )
