@@ -36,11 +36,12 @@ def _fail(message: str) -> int:
 
 async def _run(settings: Settings) -> str | None:
     """Run until a signal or a fatal error; returns why it gave up, if it did."""
-    from bot.telegram.runner import aiogram_runner
+    from bot.frameworks import runner_for
+    from bot.runtime import TokenRefused
     from bot.wiring import build_app
 
     app = await build_app(settings)
-    runner = aiogram_runner(app)
+    runner = runner_for(app)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -52,6 +53,8 @@ async def _run(settings: Settings) -> str | None:
         await asyncio.wait({waiter, stopper}, return_when=asyncio.FIRST_COMPLETED)
         waiter.cancel()
         stopper.cancel()
+    except TokenRefused:
+        pass  # said in runner.failed
     finally:
         await runner.stop()
         await app.close()

@@ -63,11 +63,16 @@ class ConfigError(Exception):
     """A setting is missing or malformed; the message is one line naming it."""
 
 
+Framework = Literal["aiogram", "ptb"]  # aiogram, or python-telegram-bot
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_file=".env", extra="ignore", case_sensitive=False)
 
     telegram_bot_token: SecretStr | None = None
     telegram_api_url: str = "https://api.telegram.org"
+    # Which Telegram framework runs the bot (`run`, `sandbox`): both carry the same handlers.
+    telegram_framework: Framework = "aiogram"
     # Outgoing calls under Telegram's limits (bot.limits_out): "N" or "N/SECONDS".
     telegram_rate_total: str = str(_RATES.total)
     telegram_rate_private: str = str(_RATES.private)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -25,3 +26,15 @@ async def run_every(seconds: float, job: Callable[[], Awaitable[object]], name: 
             await job()
         except Exception as exc:
             log.warning("housekeeping %r failed: %s", name, type(exc).__name__)
+
+
+def start_all(jobs: list[Job]) -> list[asyncio.Task[None]]:
+    return [asyncio.create_task(run_every(job.every, job.run, job.name)) for job in jobs]
+
+
+async def stop_all(tasks: list[asyncio.Task[None]]) -> None:
+    for task in tasks:
+        task.cancel()
+    for task in tasks:
+        with contextlib.suppress(asyncio.CancelledError):
+            await task

@@ -25,6 +25,9 @@ from types import TracebackType
 #   code MACs. asyncpg logs no statements today; the floor keeps it so.
 # - aiohttp's client carries every Bot API call, and the token is in each URL: nothing it prints
 #   below INFO is needed to run the bot, so nothing there can leak.
+# - python-telegram-bot prints every call's parameters and every update at DEBUG (a person's
+#   message, a code among them). Under it, httpx's INFO line per request has the token in its
+#   URL: the token is one of the secrets the formatter replaces.
 QUIET_FLOOR = {
     "httpcore": logging.INFO,
     "httpx": logging.INFO,
@@ -33,6 +36,7 @@ QUIET_FLOOR = {
     "asyncpg": logging.INFO,
     "sqlalchemy.engine": logging.WARNING,
     "aiohttp.client": logging.INFO,
+    "telegram": logging.INFO,
 }
 
 # Exceptions from these packages quote data in their messages: a database error its statement's

@@ -10,12 +10,23 @@ from dataclasses import dataclass
 from bot.auth.base import WaitNotifier
 from bot.calls import CallFailed, Calls
 from bot.conversation import texts
-from bot.conversation.events import Happened, Incoming, Person, Reply
+from bot.conversation.events import Command, Event, Happened, Incoming, Person, Reply, Text
 from bot.conversation.service import ConversationService
 
 log = logging.getLogger(__name__)
 
 Tell = Callable[[list[Happened]], Awaitable[None]]
+MAX_TEXT = 4096  # Telegram's own limit; anything longer is not a message the bot could get
+
+
+def text_event(text: str) -> Event:
+    """A message's text as the conversation reads it: a command, or text."""
+    if text.startswith("/"):
+        head, _, args = text[:MAX_TEXT].partition(" ")
+        name = head[1:].split("@", 1)[0].lower()
+        if name:
+            return Command(name, args.strip())
+    return Text(text[:MAX_TEXT])
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,12 +40,19 @@ class Origin:
 
 
 class PrivateChat:
-    def __init__(self, service: ConversationService, calls: Calls, tell: Tell) -> None:
+    def __init__(
+        self, service: ConversationService, calls: Calls, tell: Tell, *, hosted: bool = False
+    ) -> None:
         self.service = service
         self.calls = calls
         self.tell = tell  # what the conversation stored, for the gate
+        # Inside a host bot, the private chat is shared with the host's own handlers.
+        self.hosted = hosted
 
-    async def handle(self, incoming: Incoming, origin: Origin) -> None:
+    async def handle(self, incoming: Incoming, origin: Origin) -> bool:
+        """Answer the event; False when it is not Passgram's to answer (hosted only)."""
+        if self.hosted and not await self._ours(incoming):
+            return False
         calls = self.calls
         outcome = await self.service.handle(incoming, self._notifier(origin, incoming.person))
         if origin.query_id is not None:
@@ -46,6 +64,16 @@ class PrivateChat:
         for reply in outcome.replies:
             await calls.send(origin.chat_id, reply)
         await self.tell(outcome.happened)
+        return True
+
+    async def _ours(self, incoming: Incoming) -> bool:
+        """In a host bot: Passgram's commands, and anything else only while a sign-in (or an
+        erasure) is under way; the rest is the host's."""
+        event = incoming.event
+        if isinstance(event, Command):
+            return self.service.conversation.commands.meaning(event.name) is not None
+        loaded = await self.service.store.load(incoming.person.id)
+        return loaded.conversation is not None
 
     async def apologise(self, origin: Origin, language_code: str | None) -> None:
         """After a failure: every update gets an answer, a button press included (its spinner

@@ -6,8 +6,8 @@ the oldest update still in flight, and the webhook answers Telegram after handli
 cut off by a crash is delivered again. Stopping stops taking updates and lets those in flight
 finish first.
 
-A framework takes part through an `Adapter`: it fetches and parses updates in its own types,
-says whose lane each belongs to, and handles one. Nothing here imports a Telegram framework.
+A framework takes part through an `Adapter`: it fetches and parses updates in its own types
+and handles one. Nothing here imports a Telegram framework.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import contextlib
 import json
 import logging
 import secrets
-from collections.abc import Hashable, Sequence
+from collections.abc import Sequence
 from typing import Any, Generic, Protocol, TypeVar
 from urllib.parse import urlsplit
 
@@ -25,7 +25,7 @@ from aiohttp import web
 
 from bot import health, metrics
 from bot.coordination.setup import warn_if_unshared
-from bot.jobs import Job, run_every
+from bot.jobs import Job, start_all, stop_all
 from bot.updates import Lanes
 from bot.wiring import App
 
@@ -35,6 +35,9 @@ SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"  # noqa: S105 - a header name
 POLL_TIMEOUT = 20  # seconds a getUpdates long poll waits for news
 DRAIN_TIMEOUT = 25.0  # seconds a stop waits for updates in flight (container stops allow ~30)
 GATE_EVERY = 5.0  # seconds between looks at the gate's deadlines and missed decisions
+
+
+TOKEN_REFUSED = "Telegram refused the bot token (401): check TELEGRAM_BOT_TOKEN"  # noqa: S105
 
 
 class TokenRefused(Exception):
@@ -55,6 +58,25 @@ U = TypeVar("U", bound=Numbered)
 
 class Reconciler(Protocol):
     async def reconcile(self) -> None: ...
+
+
+def person_of(update: Any) -> int | None:
+    """Whose update this is (None: nobody's): its person's updates keep their order, across
+    messages, presses, join requests and membership changes (a join request and the /start that
+    follows it), and run under the person's lock, which replicas sharing a Redis share. Both
+    frameworks name an update's parts as the Bot API does, so one reading serves both."""
+    if update.chat_member is not None:
+        return int(update.chat_member.new_chat_member.user.id)
+    for part in (update.message, update.callback_query, update.chat_join_request):
+        user = getattr(part, "from_user", None)
+        if user is not None:
+            return int(user.id)
+    return None
+
+
+def gate_job(gate: Reconciler) -> Job:
+    """The gate's deadlines and the decisions a crash cut off, looked at now and then."""
+    return Job("gate deadlines", GATE_EVERY, gate.reconcile)
 
 
 class Adapter(Protocol[U]):
@@ -81,12 +103,6 @@ class Adapter(Protocol[U]):
 
     def parse(self, body: dict[str, Any]) -> U:
         """A webhook body as an update; ValueError when it is not one."""
-        ...
-
-    def lane(self, update: U) -> Hashable | None:
-        """Whose updates must keep their order with this one (None: nobody's). A person's are
-        `("user", telegram_user_id)`: those also run under the person's lock, which replicas
-        sharing a Redis share."""
         ...
 
     async def handle(self, update: U) -> None: ...
@@ -120,11 +136,14 @@ class Runner(Generic[U]):
 
     async def start(self) -> None:
         allowed = self.adapter.allowed_updates
-        self.app.gate.deeplinks.bot_username = await self.adapter.start()
+        try:
+            self.app.gate.deeplinks.bot_username = await self.adapter.start()
+        except TokenRefused:
+            self.failed = TOKEN_REFUSED
+            raise
         # Deadlines that passed while the bot was down, and decisions a crash cut off.
         await self.gate.reconcile()
-        jobs = [*self.app.jobs, Job("gate deadlines", GATE_EVERY, self.gate.reconcile)]
-        self._jobs = [asyncio.create_task(run_every(job.every, job.run, job.name)) for job in jobs]
+        self._jobs = start_all([*self.app.jobs, gate_job(self.gate)])
         if self.webhook:
             warn_if_unshared(self.app.settings, self.app.coordination)
             await self._start_webhook()
@@ -136,8 +155,7 @@ class Runner(Generic[U]):
                 self._metrics = await health.serve(routes, self.app.settings.metrics_listen)
 
     def _submit(self, update: U) -> asyncio.Task[None]:
-        lane = self.adapter.lane(update)
-        user = lane[1] if isinstance(lane, tuple) and lane[0] == "user" else None
+        user = person_of(update)
 
         async def handle() -> None:
             # The person's lock for the whole update (the gate's part too), across replicas.
@@ -146,7 +164,7 @@ class Runner(Generic[U]):
                 await self.adapter.handle(update)
             metrics.UPDATES.inc()
 
-        return self.lanes.submit(lane, update.update_id, handle)
+        return self.lanes.submit(user, update.update_id, handle)
 
     async def _poll(self, allowed: list[str]) -> None:
         offset: int | None = None
@@ -155,7 +173,7 @@ class Runner(Generic[U]):
             try:
                 updates = await self.adapter.fetch(offset, POLL_TIMEOUT, allowed)
             except TokenRefused:
-                self.failed = "Telegram refused the bot token (401): check TELEGRAM_BOT_TOKEN"
+                self.failed = TOKEN_REFUSED
                 log.error("%s", self.failed)
                 return
             except (FetchFailed, OSError, TimeoutError) as exc:
@@ -242,10 +260,6 @@ class Runner(Generic[U]):
         if self._metrics is not None:
             await self._metrics.cleanup()
             self._metrics = None
-        for job in self._jobs:
-            job.cancel()
-        for job in self._jobs:
-            with contextlib.suppress(asyncio.CancelledError):
-                await job
+        await stop_all(self._jobs)
         self._jobs = []
         await self.adapter.stop()

@@ -16,6 +16,7 @@ from bot.auth.delivery import DeliveryChannel, LogChannel, SmtpChannel, TwilioCh
 from bot.auth.limits import local_limits
 from bot.auth.local import LocalBackend
 from bot.config import ConfigError, Settings
+from bot.conversation.commands import Commands
 from bot.conversation.flow import Conversation
 from bot.conversation.service import ConversationService
 from bot.coordination.setup import Coordination, coordination_for
@@ -134,7 +135,11 @@ def build_backend(
 
 
 async def build_app(
-    settings: Settings, *, dev_sink: OutboxSink | None = None, clock: Clock = utcnow
+    settings: Settings,
+    *,
+    dev_sink: OutboxSink | None = None,
+    clock: Clock = utcnow,
+    commands: Commands | None = None,
 ) -> App:
     db = Database(
         settings.database_url,
@@ -169,6 +174,7 @@ async def build_app(
         sms_regions=settings.sms_regions,
         entries=gate,
         admissions=gate,
+        commands=commands,
     )
     service = ConversationService(conversation, store, coordination.locks)
     return App(

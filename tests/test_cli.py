@@ -48,6 +48,7 @@ def test_run_without_a_token_names_the_setting(tmp_path: Path) -> None:
         ("REDIS_LOCK_LEASE", "-5"),
         ("DATABASE_POOL_SIZE", "0"),
         ("LOG_LEVEL", "LOUD"),
+        ("TELEGRAM_FRAMEWORK", "telebot"),
     ],
 )
 def test_run_with_a_malformed_setting_names_it(tmp_path: Path, name: str, value: str) -> None:
@@ -88,6 +89,7 @@ def test_check_masks_secrets(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert "REDIS_URL=redis://:***@cache.example.com:6379/0" in result.stdout
     assert "TELEGRAM_BOT_TOKEN=********" in result.stdout
+    assert "TELEGRAM_FRAMEWORK=aiogram" in result.stdout
     assert "SMTP_URL=********" in result.stdout
     assert "DATABASE_URL=postgresql+asyncpg://app:***@db.example.com/passgram" in result.stdout
     for secret in ("AAEexample", "hunter22", "pa55word", "r3dispass", "cli-test-secret"):

@@ -97,12 +97,12 @@ async def test_a_429_longer_than_five_minutes_is_obeyed(
     await alice.start()
     api.fail_next("sendMessage", 429, retry_after=900)
 
-    with caplog.at_level(logging.WARNING, logger="bot.telegram.retry"):
+    with caplog.at_level(logging.WARNING, logger="bot.resend"):
         await bot.send_message(alice.id, "Welcome back")
 
     assert waits.seconds == [900]
     assert from_bot(alice) == ["Welcome back"]
-    assert any("900" in r.getMessage() and "SendMessage" in r.getMessage() for r in caplog.records)
+    assert any("900" in r.getMessage() and "sendMessage" in r.getMessage() for r in caplog.records)
 
 
 async def test_a_lost_connection_is_retried_until_the_server_is_back(waits: Waits) -> None:

@@ -35,6 +35,7 @@ from bot.auth.base import (
     WrongCode,
 )
 from bot.conversation import texts
+from bot.conversation.commands import Commands
 from bot.conversation.events import (
     Admissions,
     Button,
@@ -159,8 +160,11 @@ class Conversation:
         entries: EntryCheck | None = None,
         sms_regions: SmsRegions | None = None,
         admissions: Admissions | None = None,
+        commands: Commands | None = None,
     ) -> None:
         self.admissions = admissions
+        self.commands = commands or Commands()
+        self._mentions = self.commands.mentions()
         self.backend = backend
         self.entries = entries
         self.sms_regions = sms_regions
@@ -181,7 +185,9 @@ class Conversation:
         event = incoming.event
         try:
             if isinstance(event, Command):
-                await self._command(turn, event)
+                # By Passgram's own name, whatever the host bot renamed it to.
+                meant = self.commands.meaning(event.name) or ""
+                await self._command(turn, Command(meant, event.args))
             elif isinstance(event, Press):
                 await self._press(turn, event.data)
             elif isinstance(event, SharedContact):
@@ -209,7 +215,7 @@ class Conversation:
     # --- helpers -------------------------------------------------------------------------
 
     def t(self, turn: Turn, key: str, **values: Any) -> str:
-        return texts.t(turn.lang, key, app=self.app, **values)
+        return texts.t(turn.lang, key, app=self.app, **self._mentions, **values)
 
     def _requester(self, turn: Turn) -> Requester:
         person = turn.incoming.person

@@ -1,7 +1,8 @@
 """Every text the bot says, in one catalog, ready for more languages.
 
 Keys are stable; each language maps keys to `str.format` templates. The user's Telegram
-`language_code` picks the language; anything missing falls back to English.
+`language_code` picks the language; anything missing falls back to English. Commands are
+mentioned as {cmd_start}, {cmd_me}, …: a host bot may have renamed them (bot.conversation.commands).
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ EN: dict[str, str] = {
         "Send me your phone number with the country code, or tap the button below."
     ),
     "already_linked": (
-        "You're signed in to {app} as {who}. /me shows your account · /logout signs you out."
+        "You're signed in to {app} as {who}. "
+        "{cmd_me} shows your account · {cmd_logout} signs you out."
     ),
     "code_sent": (
         "I've sent a 6-digit code {how} to {masked}. It's valid for {minutes} minutes.\n"
@@ -85,7 +87,7 @@ EN: dict[str, str] = {
     ),
     "signed_up": "✅ You're signed in to {app} as {who}. New account created.",
     "signed_in": "✅ Welcome back — signed in to {app} as {who}.",
-    "signed_in_footer": "/me shows your account · /logout signs you out",
+    "signed_in_footer": "{cmd_me} shows your account · {cmd_logout} signs you out",
     "open_app": "Open {app}",
     "ask_first_name": "One more thing for your new account: what's your first name?",
     "ask_last_name": "And your last name?",
@@ -176,13 +178,13 @@ EN: dict[str, str] = {
         "Please try another email or number."
     ),
     "backend_not_allowed": "{app} doesn't accept that one. Please use another email or number.",
-    "cancelled": "Cancelled. Send /start whenever you want to sign in.",
-    "nothing_to_cancel": "There's nothing to cancel. /help shows what I can do.",
+    "cancelled": "Cancelled. Send {cmd_start} whenever you want to sign in.",
+    "nothing_to_cancel": "There's nothing to cancel. {cmd_help} shows what I can do.",
     "me": "You're signed in to {app} as {who} since {since}.",
     "me_chats": "Chats you got into through me:",
     "me_chat": "• {title} (since {since})",
-    "me_not_linked": "You're not signed in. Send /start to sign in to {app}.",
-    "logged_out": "You're signed out of {app}. Send /start to sign in again.",
+    "me_not_linked": "You're not signed in. Send {cmd_start} to sign in to {app}.",
+    "logged_out": "You're signed out of {app}. Send {cmd_start} to sign in again.",
     "not_linked": "You're not signed in, so there's nothing to sign out of.",
     "forget_confirm": (
         "This signs you out and erases everything I keep about you (your {what}, your "
@@ -195,16 +197,16 @@ EN: dict[str, str] = {
     "forget_kept": "Kept. Nothing was erased.",
     "tap_a_button": "Please tap one of the buttons: Erase my data or Keep it.",
     "stale_button": "That button no longer does anything.",
-    "unknown_command": "I don't know that command. /help shows what I can do.",
+    "unknown_command": "I don't know that command. {cmd_help} shows what I can do.",
     "bad_link": ("That link isn't valid any more. Ask for a new one — or sign in here directly."),
     "not_text": "I can only read text here.",
     "help": (
         "I sign you in to {app} with a one-time code sent to your email or phone.\n"
-        "/start — sign in or create an account\n"
-        "/me — who you're signed in as\n"
-        "/logout — sign out\n"
-        "/forget — erase everything I keep about you\n"
-        "/cancel — stop what we're doing\n"
+        "{cmd_start} — sign in or create an account\n"
+        "{cmd_me} — who you're signed in as\n"
+        "{cmd_logout} — sign out\n"
+        "{cmd_forget} — erase everything I keep about you\n"
+        "{cmd_cancel} — stop what we're doing\n"
         "/gate — for admins: the groups and channels I gate for you, and how to add one\n"
         "I will never ask for a code from Telegram itself."
     ),

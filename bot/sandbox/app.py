@@ -23,17 +23,17 @@ import threading
 import webbrowser
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Literal, cast, get_args
 
 from aiohttp import web
 
 from bot import logs
-from bot.config import ConfigError, Settings, kept_secret, load_settings
+from bot.config import ConfigError, Framework, Settings, kept_secret, load_settings
+from bot.frameworks import runner_for
 from bot.identifiers import Identifier, IdentifierKind
 from bot.sandbox.botapi import BotApiServer, Event
 from bot.sandbox.clerk import ClerkDouble
 from bot.sandbox.web import Outbox, WebConsole
-from bot.telegram.runner import aiogram_runner
 from bot.wiring import App, build_app
 from storage.migrate import upgrade
 
@@ -64,6 +64,7 @@ class SandboxConfig:
     app_name: str = DEFAULT_APP_NAME
     default_region: str | None = None
     backend: Backend = "local"  # clerk-double: the Clerk backend against a loopback Clerk
+    framework: Framework = "aiogram"
 
 
 class Sandbox:
@@ -149,7 +150,7 @@ class Sandbox:
         await asyncio.to_thread(upgrade, settings.database_url)
         app = self.app = await build_app(settings, dev_sink=self.outbox.add)
         stack.push_async_callback(app.close)
-        runner = aiogram_runner(app)
+        runner = runner_for(app)
         await runner.start()
         stack.push_async_callback(runner.stop)
 
@@ -198,6 +199,7 @@ class Sandbox:
             # Nothing is texted for real here, so every country may be tried.
             sms_countries="*",
             dev_delivery=True,
+            telegram_framework=self.config.framework,
         )
 
     def _collect_clerk_codes(self, event: Event) -> None:
@@ -220,6 +222,14 @@ def _bot_username(app_name: str) -> str:
 # --- the command ------------------------------------------------------------------------------
 
 
+def _framework(value: str | None) -> Framework:
+    name = (value or "aiogram").strip().lower()
+    for framework in get_args(Framework):
+        if name == framework:
+            return cast(Framework, framework)
+    raise ConfigError("TELEGRAM_FRAMEWORK: aiogram or ptb")
+
+
 def main(args: argparse.Namespace) -> int:
     level = os.environ.get("LOG_LEVEL", "WARNING").upper()
     try:
@@ -230,6 +240,7 @@ def main(args: argparse.Namespace) -> int:
             app_name=os.environ.get("APP_NAME") or DEFAULT_APP_NAME,
             default_region=os.environ.get("DEFAULT_REGION") or None,
             backend=args.backend,
+            framework=_framework(os.environ.get("TELEGRAM_FRAMEWORK")),
         )
         logs.setup(level if level in LOG_LEVELS else "WARNING")
         return asyncio.run(_serve(config, open_browser=not args.no_browser))

@@ -15,18 +15,16 @@ from aiogram.types import (
 
 from bot.conversation.events import (
     Button,
-    Command,
     Event,
     Other,
     Person,
     Press,
     Reply,
     SharedContact,
-    Text,
 )
+from bot.private_chat import text_event
 
 Markup = InlineKeyboardMarkup | ReplyKeyboardMarkup | ReplyKeyboardRemove | None
-MAX_TEXT = 4096  # Telegram's own limit; anything longer is not a message the bot could get
 
 
 def person(user: User) -> Person:
@@ -39,12 +37,7 @@ def message_event(message: Message) -> Event:
     text = message.text
     if text is None:
         return Other(message.content_type)
-    if text.startswith("/"):
-        head, _, args = text[:MAX_TEXT].partition(" ")
-        name = head[1:].split("@", 1)[0].lower()
-        if name:
-            return Command(name, args.strip())
-    return Text(text[:MAX_TEXT])
+    return text_event(text)
 
 
 def press_event(query: CallbackQuery) -> Event:

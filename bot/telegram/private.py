@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 from aiogram import F, Router
+from aiogram.dispatcher.event.bases import SkipHandler
 from aiogram.types import CallbackQuery, Message, Update
 
 from bot.conversation.events import Incoming
-from bot.private_chat import Origin, PrivateChat
+from bot.mounted import Parts
+from bot.private_chat import Origin
 from bot.telegram.convert import message_event, person, press_event
 
 
-def private_router(chat: PrivateChat) -> Router:
+def private_router(parts: Parts) -> Router:
     router = Router(name="private")
     router.message.filter(F.chat.type == "private")
 
@@ -20,12 +22,14 @@ def private_router(chat: PrivateChat) -> Router:
         incoming = Incoming(
             person(message.from_user), message_event(message), event_update.update_id
         )
-        await chat.handle(incoming, Origin(message.chat.id, message.message_id))
+        if not await parts.chat.handle(incoming, Origin(message.chat.id, message.message_id)):
+            raise SkipHandler  # a host bot's, for its own handlers
 
     @router.callback_query(F.message.chat.type == "private")
     async def on_press(query: CallbackQuery, event_update: Update) -> None:
         incoming = Incoming(person(query.from_user), press_event(query), event_update.update_id)
-        await chat.handle(incoming, press_origin(query))
+        if not await parts.chat.handle(incoming, press_origin(query)):
+            raise SkipHandler
 
     return router
 

@@ -1,32 +1,8 @@
-"""Outgoing Bot API calls ride out Telegram's bad moments instead of failing the user's reply.
-
-- A 429 is obeyed: wait its `retry_after`, however long, then send again. Each such answer
-  names when Telegram will take the call, so a call is never dropped for waiting too long.
-- A 5xx, a proxy's error page (502/504 from the front nginx, which is not JSON) or a lost
-  connection is retried with capped exponential backoff and jitter.
-
-Both are bounded, so no call retries forever:
-- 5 retries after a server failure, waiting 1, 2, 4, 8, 16 s (each jittered down by up to half):
-  at most 31 s. That rides out a Bot API restart or a proxy hiccup; an outage longer than that
-  is not something a person waiting for a reply is helped through by waiting more, and the
-  handler holds that person's place in line while it waits.
-- 10 consecutive 429s. Telegram accepts the call once the wait it names is over, so a further
-  429 means something else spends the same limit (another process with this token); after ten
-  in a row the call is given up with the last 429 rather than queueing behind it for ever.
-
-Retrying a call whose answer was lost may deliver it twice (a timeout or a 502 can come after
-Telegram acted): a duplicate message is a smaller harm than a code prompt that never arrives.
-getUpdates is passed through untouched on server failures: the runner's polling loop
-(bot/telegram/runner.py) retries it for ever with a backoff of its own.
-"""
+"""The retry rules (bot.resend) as a request middleware of aiogram's session."""
 
 from __future__ import annotations
 
-import asyncio
-import logging
-import random
-from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from aiogram.client.session.middlewares.base import BaseRequestMiddleware, NextRequestMiddlewareType
 from aiogram.exceptions import (
@@ -35,48 +11,20 @@ from aiogram.exceptions import (
     TelegramRetryAfter,
     TelegramServerError,
 )
-from aiogram.methods import GetUpdates, Response, TelegramMethod
+from aiogram.methods import Response, TelegramMethod
 from aiogram.methods.base import TelegramType
+
+from bot.resend import Flood, Resend, Transient
 
 if TYPE_CHECKING:
     from aiogram import Bot
-
-log = logging.getLogger(__name__)
-
-SERVER_RETRIES = 5
-BACKOFF_FIRST = 1.0  # seconds before the first retry after a server failure; doubles each time
-BACKOFF_CAP = 16.0
-FLOOD_RETRIES = 10
-
-# What the server or the way to it failed at, as opposed to a refusal of this call.
-_TRANSIENT = (TelegramServerError, TelegramNetworkError, ClientDecodeError)
 
 
 class RetryAfter(BaseRequestMiddleware):
     """The request middleware of the bot's session: 429s obeyed, server failures retried."""
 
-    def __init__(
-        self,
-        *,
-        server_retries: int = SERVER_RETRIES,
-        backoff_first: float = BACKOFF_FIRST,
-        backoff_cap: float = BACKOFF_CAP,
-        flood_retries: int = FLOOD_RETRIES,
-        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
-        jitter: Callable[[], float] = random.random,
-    ) -> None:
-        self.server_retries = server_retries
-        self.backoff_first = backoff_first
-        self.backoff_cap = backoff_cap
-        self.flood_retries = flood_retries
-        self._sleep = sleep
-        self._jitter = jitter
-
-    def backoff(self, failures: int) -> float:
-        """The wait after the `failures`-th server failure in a row: between half and all of
-        the doubled delay, so callers that failed together do not come back together."""
-        delay = min(self.backoff_cap, self.backoff_first * 2.0 ** (failures - 1))
-        return delay / 2 + delay / 2 * self._jitter()
+    def __init__(self, **rules: Any) -> None:
+        self.resend = Resend(**rules)
 
     async def __call__(
         self,
@@ -84,45 +32,17 @@ class RetryAfter(BaseRequestMiddleware):
         bot: Bot,
         method: TelegramMethod[TelegramType],
     ) -> Response[TelegramType]:
-        name = type(method).__name__
-        floods = failures = 0
-        while True:
-            try:
-                return await make_request(bot, method)
-            except TelegramRetryAfter as exc:
-                floods += 1
-                if floods > self.flood_retries:
-                    log.error("Telegram kept asking to slow down: %s given up", name)
-                    raise
-                wait = float(exc.retry_after)
-                log.warning(
-                    "Telegram asked to slow down: %s sent again in %s s (429 %d of at most %d)",
-                    name,
-                    exc.retry_after,
-                    floods,
-                    self.flood_retries,
-                )
-            except _TRANSIENT as exc:
-                if isinstance(method, GetUpdates):
-                    raise
-                failures += 1
-                if failures > self.server_retries:
-                    log.error("Telegram failed %s %d times: given up", name, failures)
-                    raise
-                wait = self.backoff(failures)
-                log.warning(
-                    "Telegram failed %s (%s); retry %d of %d in %.1f s",
-                    name,
-                    _describe(exc),
-                    failures,
-                    self.server_retries,
-                    wait,
-                )
-            await self._sleep(wait)
+        return await self.resend.call(
+            method.__api_method__, lambda: make_request(bot, method), _judge
+        )
 
 
-def _describe(exc: Exception) -> str:
+def _judge(exc: Exception) -> Flood | Transient | None:
+    if isinstance(exc, TelegramRetryAfter):
+        return Flood(float(exc.retry_after))
     if isinstance(exc, ClientDecodeError):
         # The body is a proxy's error page; its text adds nothing and may be long.
-        return "an answer that is not the Bot API's"
-    return f"{type(exc).__name__}: {getattr(exc, 'message', exc)}"
+        return Transient("an answer that is not the Bot API's")
+    if isinstance(exc, TelegramServerError | TelegramNetworkError):
+        return Transient(f"{type(exc).__name__}: {exc.message}")
+    return None

@@ -1,5 +1,6 @@
 """End-to-end harness: the real bot over HTTP against the Bot API stand-in, real SMTP, loopback
-Twilio, a real SQLite file. Each test gets a fresh world; `bot_mode` runs it polling and webhook."""
+Twilio, a real SQLite file. Each test gets a fresh world; `bot_mode` runs it polling and webhook,
+`framework` on aiogram and on python-telegram-bot."""
 
 from __future__ import annotations
 
@@ -15,11 +16,12 @@ from typing import Any
 
 import pytest
 
+from bot import logs
 from bot.config import Settings, load_settings
+from bot.frameworks import runner_for
 from bot.runtime import Runner
 from bot.sandbox.botapi import BotApiServer
 from bot.sandbox.twilio import TwilioStandIn
-from bot.telegram.runner import aiogram_runner
 from bot.webhook import set_webhook
 from bot.wiring import App, build_app
 from storage.migrate import upgrade
@@ -64,6 +66,7 @@ class World:
     tmp: Path
     mode: str
     log: LogSpy
+    framework: str = "aiogram"
     runner: Runner[Any] | None = None
     app: App | None = None
     sensitive: set[str] = field(default_factory=set)
@@ -87,6 +90,7 @@ class World:
             # Simulated people answer within milliseconds; Telegram's 1 message/s per private
             # chat would only slow these tests down (the limiter has tests of its own).
             "telegram_rate_private": "50/1",
+            "telegram_framework": self.framework,
         }
         if self.mode == "webhook":
             port = unused_port()
@@ -102,7 +106,7 @@ class World:
         settings = self.settings()
         await asyncio.to_thread(upgrade, settings.database_url)
         self.app = await build_app(settings, clock=self.clock)
-        self.runner = aiogram_runner(self.app, **runner_options)
+        self.runner = runner_for(self.app, **runner_options)
         await self.runner.start()
         if settings.webhook_url:
             # As an operator does once with `passgram webhook set`; replicas only listen.
@@ -139,10 +143,17 @@ def bot_mode(request: pytest.FixtureRequest) -> str:
     return mode
 
 
+@pytest.fixture(params=["aiogram", "ptb"])
+def framework(request: pytest.FixtureRequest) -> str:
+    name: str = request.param
+    return name
+
+
 @asynccontextmanager
-async def make_world(tmp: Path, mode: str) -> AsyncIterator[World]:
+async def make_world(tmp: Path, mode: str, framework: str = "aiogram") -> AsyncIterator[World]:
     spy = LogSpy()
-    spy.setFormatter(logging.Formatter("%(name)s %(levelname)s %(message)s"))
+    # What `passgram run` prints (bot.logs): the chatty libraries' floors, known secrets replaced.
+    spy.addFilter(logs.Quiet())
     root = logging.getLogger()
     old_level = root.level
     root.addHandler(spy)
@@ -155,7 +166,8 @@ async def make_world(tmp: Path, mode: str) -> AsyncIterator[World]:
     await smtp.start()
     await twilio.start()
     token = botapi.create_bot(username="acme_sign_in_bot", first_name="Acme sign-in")
-    world = World(botapi, token, smtp, twilio, Clock(), tmp, mode, spy)
+    spy.setFormatter(logs.Formatter("%(name)s %(levelname)s %(message)s", [token]))
+    world = World(botapi, token, smtp, twilio, Clock(), tmp, mode, spy, framework)
     try:
         yield world
     finally:
@@ -173,8 +185,8 @@ async def make_world(tmp: Path, mode: str) -> AsyncIterator[World]:
 
 
 @pytest.fixture
-async def world(tmp_path: Path, bot_mode: str) -> AsyncIterator[World]:
-    async with make_world(tmp_path, bot_mode) as w:
+async def world(tmp_path: Path, bot_mode: str, framework: str) -> AsyncIterator[World]:
+    async with make_world(tmp_path, bot_mode, framework) as w:
         yield w
 
 

@@ -42,14 +42,14 @@ def bot_texts(user: object) -> list[str]:
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 async def world(
-    request: pytest.FixtureRequest, tmp_path: Path, bot_mode: str
+    request: pytest.FixtureRequest, tmp_path: Path, bot_mode: str, framework: str
 ) -> AsyncIterator[World]:
     """Here every race and fault is played on SQLite and on PostgreSQL."""
     if request.param == "sqlite":
-        async with make_world(tmp_path, bot_mode) as w:
+        async with make_world(tmp_path, bot_mode, framework) as w:
             yield w
         return
-    async with fresh_postgres() as url, make_world(tmp_path, bot_mode) as w:
+    async with fresh_postgres() as url, make_world(tmp_path, bot_mode, framework) as w:
         w.overrides["database_url"] = url
         yield w
 

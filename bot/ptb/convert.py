@@ -1,0 +1,75 @@
+"""Between python-telegram-bot's objects and the conversation's plain events and replies."""
+
+from __future__ import annotations
+
+from telegram import (
+    CallbackQuery,
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    KeyboardButton,
+    Message,
+    ReplyKeyboardMarkup,
+    ReplyKeyboardRemove,
+    User,
+)
+
+from bot.conversation.events import (
+    Button,
+    Event,
+    Other,
+    Person,
+    Press,
+    Reply,
+    SharedContact,
+)
+from bot.private_chat import text_event
+
+Markup = InlineKeyboardMarkup | ReplyKeyboardMarkup | ReplyKeyboardRemove | None
+
+
+def person(user: User) -> Person:
+    return Person(user.id, user.first_name, user.username, user.language_code)
+
+
+def message_event(message: Message) -> Event:
+    if message.contact is not None:
+        return SharedContact(message.contact.phone_number, message.contact.user_id)
+    text = message.text
+    if text is None:
+        attachment = message.effective_attachment
+        return Other(type(attachment).__name__.lower() if attachment else "other")
+    return text_event(text)
+
+
+def press_event(query: CallbackQuery) -> Event:
+    return Press(query.data or "")
+
+
+def inline_markup(buttons: tuple[tuple[Button, ...], ...]) -> InlineKeyboardMarkup | None:
+    if not buttons:
+        return None
+    return InlineKeyboardMarkup(
+        [
+            [
+                InlineKeyboardButton(b.text, url=b.url)
+                if b.url
+                else InlineKeyboardButton(b.text, callback_data=b.data)
+                for b in row
+            ]
+            for row in buttons
+        ]
+    )
+
+
+def markup(reply: Reply) -> Markup:
+    if reply.buttons:
+        return inline_markup(reply.buttons)
+    if reply.contact_button:
+        return ReplyKeyboardMarkup(
+            [[KeyboardButton(reply.contact_button, request_contact=True)]],
+            resize_keyboard=True,
+            one_time_keyboard=True,
+        )
+    if reply.remove_keyboard:
+        return ReplyKeyboardRemove()
+    return None
