@@ -71,7 +71,7 @@ class PrivateChat:
         erasure) is under way; the rest is the host's."""
         event = incoming.event
         if isinstance(event, Command):
-            return self.service.conversation.commands.meaning(event.name) is not None
+            return self.service.conversation.meant(event) is not None
         loaded = await self.service.store.load(incoming.person.id)
         return loaded.conversation is not None
 

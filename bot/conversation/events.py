@@ -106,6 +106,10 @@ class EntryCheck(Protocol):
 
     async def check(self, payload: str, user_id: int) -> str | None: ...
 
+    def issued(self, payload: str) -> bool:
+        """Whether the payload is one of the issuer's links, however stale (no forgery is)."""
+        ...
+
 
 class Admission(Protocol):
     @property

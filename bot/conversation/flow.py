@@ -172,6 +172,21 @@ class Conversation:
         self.region = default_region
         self.clock = clock
 
+    def meant(self, command: Command) -> str | None:
+        """Passgram's own name of a command, whatever a host bot renamed it to; None when it is
+        not Passgram's. Telegram opens every deep link with /start, so `/start PAYLOAD` with a
+        link Passgram issued is Passgram's start even where the host owns /start."""
+        meant = self.commands.meaning(command.name)
+        if (
+            meant is None
+            and command.name == "start"
+            and command.args
+            and self.entries is not None
+            and self.entries.issued(command.args)
+        ):
+            return "start"
+        return meant
+
     async def handle(
         self,
         incoming: Incoming,
@@ -185,9 +200,7 @@ class Conversation:
         event = incoming.event
         try:
             if isinstance(event, Command):
-                # By Passgram's own name, whatever the host bot renamed it to.
-                meant = self.commands.meaning(event.name) or ""
-                await self._command(turn, Command(meant, event.args))
+                await self._command(turn, Command(self.meant(event) or "", event.args))
             elif isinstance(event, Press):
                 await self._press(turn, event.data)
             elif isinstance(event, SharedContact):

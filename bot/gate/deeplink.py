@@ -82,9 +82,27 @@ class DeepLinks:
     def url(self, payload: str) -> str:
         return f"https://t.me/{self.bot_username}?start={payload}"
 
+    def genuine(self, payload: str) -> bool:
+        """Whether `payload` is a link this bot made (alive or not, for anyone)."""
+        try:
+            self._opened(payload)
+        except BadLink:
+            return False
+        return True
+
     def read(self, payload: str, now: datetime, user_id: int) -> Token:
         """The token in `payload`, if it is genuine, alive and meant for `user_id`; BadLink
         otherwise. Whether it was used already is the store's to say."""
+        chat_id, for_user, expires, nonce = _BODY.unpack(self._opened(payload))
+        expires_at = datetime.fromtimestamp(expires, UTC)
+        if now >= expires_at:
+            raise BadLink(Refusal.EXPIRED)
+        if for_user and for_user != user_id:
+            raise BadLink(Refusal.NOT_YOURS)
+        return Token(chat_id, for_user or None, expires_at, nonce.hex())
+
+    def _opened(self, payload: str) -> bytes:
+        """The body of a payload with a valid MAC; BadLink when it is malformed or forged."""
         if not _ALPHABET.fullmatch(payload) or not payload.startswith(VERSION):
             raise BadLink(Refusal.MALFORMED)
         text = payload[len(VERSION) :]
@@ -99,13 +117,7 @@ class DeepLinks:
         body, mac = raw[: _BODY.size], raw[_BODY.size :]
         if not hmac.compare_digest(mac, self._mac(body)):
             raise BadLink(Refusal.TAMPERED)
-        chat_id, for_user, expires, nonce = _BODY.unpack(body)
-        expires_at = datetime.fromtimestamp(expires, UTC)
-        if now >= expires_at:
-            raise BadLink(Refusal.EXPIRED)
-        if for_user and for_user != user_id:
-            raise BadLink(Refusal.NOT_YOURS)
-        return Token(chat_id, for_user or None, expires_at, nonce.hex())
+        return body
 
     def _mac(self, body: bytes) -> bytes:
         return bytes.fromhex(self._vault.mac(PURPOSE, body.hex()))[:_MAC_BYTES]

@@ -114,6 +114,9 @@ class Gate:
             return None
         return entry_for(token.chat_id)
 
+    def issued(self, payload: str) -> bool:
+        return self.deeplinks.genuine(payload)
+
     async def settings(self, chat_id: int) -> ChatSettings | None:
         record = await self.store.get_chat(chat_id)
         return _settings(record) if record else None

@@ -23,6 +23,7 @@ from bot.auth.base import (
     VerifiedIdentity,
     WrongCode,
 )
+from bot.conversation.commands import Commands
 from bot.conversation.events import (
     Command,
     Erased,
@@ -296,10 +297,14 @@ async def test_a_lasting_refusal_says_what_would_help() -> None:
 
 
 class Entries:
-    """Deep links as the gate issues them: "good" stands for chat -100, anything else is refused."""
+    """Deep links as the gate issues them: "good" stands for chat -100, "used" was issued and
+    is spent, anything else is not the gate's."""
 
     async def check(self, payload: str, user_id: int) -> str | None:
         return "chat:-100" if payload == "good" else None
+
+    def issued(self, payload: str) -> bool:
+        return payload in {"good", "used"}
 
 
 async def test_a_deep_link_is_carried_through_to_the_link() -> None:
@@ -352,3 +357,28 @@ async def test_signing_out_and_erasing_are_told_to_listeners() -> None:
         Incoming(ANN, Press("erase"), chat.update_id), chat.record, chat.link
     )
     assert outcome.happened == [Erased(ANN.id)]
+
+
+async def test_where_a_host_owns_start_a_deep_link_of_passgrams_still_opens_passgrams_start() -> (
+    None
+):
+    chat = Chat(ScriptedBackend())
+    chat.conversation = Conversation(
+        ScriptedBackend(),
+        app_name="Acme",
+        clock=lambda: NOW,
+        entries=Entries(),
+        commands=Commands({"start": "signin"}),
+    )
+    meant = chat.conversation.meant
+    assert meant(Command("signin")) == "start"
+    assert meant(Command("start", "good")) == "start"
+    assert meant(Command("start", "used")) == "start"  # Passgram says the link is spent
+    assert meant(Command("start")) is None  # the host's
+    assert meant(Command("start", "ref_campaign_42")) is None  # the host's own deep link
+    outcome, changes = await chat.conversation.handle(
+        Incoming(ANN, Command("start", "good"), 1), None, None
+    )
+    assert outcome.replies[0].text.startswith("Hi! I'm the sign-in bot for Acme.")
+    assert changes.conversation is not None
+    assert changes.conversation.data["entry"] == "chat:-100"

@@ -72,6 +72,16 @@ def test_a_personal_payload_is_refused_to_anyone_else() -> None:
     assert refusal(payload, user_id=202) == Refusal.NOT_YOURS
 
 
+def test_a_link_this_bot_made_is_recognised_however_stale_and_nothing_else_is() -> None:
+    """What lets a host bot that owns /start hand Passgram's deep links to Passgram."""
+    payload = LINKS.make(GROUP, T0, 101)  # expired already, and someone else's
+    assert LINKS.genuine(payload)
+    other = DeepLinks(Vault("another-secret-entirely-0123456789abcdef"), "passgram_test_bot")
+    assert not LINKS.genuine(other.make(GROUP, LATER, 101))
+    assert not LINKS.genuine(payload[:-1] + ("A" if payload[-1] != "A" else "B"))
+    assert not LINKS.genuine("ref_campaign_42")
+
+
 @pytest.mark.parametrize(
     "payload",
     [
