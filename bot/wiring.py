@@ -165,6 +165,7 @@ async def build_app(
         clock,
         deeplinks=DeepLinks(vault, bot_username=""),
         app=settings.app_name,
+        commands=commands,
     )
     conversation = Conversation(
         MeteredBackend(backend),

@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable, Collection
 from datetime import datetime, timedelta
 from typing import Any, Literal, Protocol
 
+from bot.conversation.commands import Commands
 from bot.conversation.events import Button, Happened, Linked, Person, Unlinked
 from bot.gate import texts
 from bot.gate.actions import (
@@ -91,7 +92,10 @@ class Gate:
         *,
         deeplinks: DeepLinks,
         app: str = "Passgram",
+        commands: Commands | None = None,
     ) -> None:
+        # Texts name commands as people type them, renamed where a host bot owns a name.
+        self._mentions = (commands or Commands()).mentions()
         self.store = store
         self.links = links
         self.clock = clock
@@ -851,6 +855,7 @@ class Gate:
             title=s.title,
             accepts=s.policy.describe(),
             who=identifier.masked,
+            **self._mentions,
         )
 
 

@@ -20,7 +20,7 @@ EN: dict[str, str] = {
     "admitted_member": "You can write in {title} now. Welcome!",
     "refused": (
         "Sorry, I can't let you into {title}: this chat accepts {accepts}, and you're signed "
-        "in as {who}. To join, sign out with /logout, sign in with one of those, and ask to "
+        "in as {who}. To join, sign out with {cmd_logout}, sign in with one of those, and ask to "
         "join again."
     ),
     "ask_again": "You're signed in. Ask to join {title} again and I'll let you in at once.",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from datetime import timedelta
 
+from bot.conversation.commands import Commands
 from bot.conversation.events import Linked
 from bot.gate.actions import (
     AnswerQuery,
@@ -13,15 +14,18 @@ from bot.gate.actions import (
     Result,
     Say,
 )
-from bot.gate.deeplink import chat_of
+from bot.gate.deeplink import DeepLinks, chat_of
+from bot.gate.service import Gate
 from tests.gate.conftest import (
     ADA,
     BOB,
+    BOT,
     CHANNEL,
     CY,
     GROUP,
     OTHER_GROUP,
     T0,
+    VAULT,
     World,
     button_url,
     email,
@@ -113,7 +117,23 @@ async def test_a_requester_who_verifies_outside_the_policy_is_declined_with_the_
     (say,) = says(actions)
     assert say.chat_id == CY.id
     assert "this chat accepts phone numbers from United Kingdom" in say.text
+    assert "sign out with /logout," in say.text
     assert [action for _, action, _ in await world.log()] == ["asked", "policy_refused", "declined"]
+
+
+async def test_a_refusal_names_logout_as_a_host_bot_renamed_it(world: World) -> None:
+    gate = Gate(
+        world.store,
+        world.links,
+        world.clock,
+        deeplinks=DeepLinks(VAULT, BOT),
+        app="Acme",
+        commands=Commands({"logout": "signout"}),
+    )
+    await world.chat(CHANNEL, kind="channel", policy="email-domain:example.com")
+    await world.link(CY, email("cy.private@gmail.com"))
+    (say,) = says(await gate.on_join_request(CHANNEL, CY, user_chat_id=5303))
+    assert "sign out with /signout, sign in" in say.text
 
 
 async def test_the_log_never_holds_an_address_or_a_number(world: World) -> None:
