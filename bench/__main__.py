@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import signal
 import sys
 from typing import Any
 
@@ -48,6 +49,8 @@ def report(result: dict[str, Any]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
+    # A terminated bench cancels its run, whose clean-up stops the processes it started.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     opts = scenarios.Options(
         users=args.users or DEFAULT_USERS[args.scenario],
         concurrency=args.concurrency,

@@ -60,7 +60,7 @@ class StandIn:
     """The Bot API stand-in in its own process (bench/standin.py), and a client of its driver."""
 
     def __init__(self) -> None:
-        self.proc = subprocess.Popen(  # noqa: S603 - our own interpreter and module
+        self.proc = subprocess.Popen(
             [sys.executable, "-m", "bench.standin"],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,

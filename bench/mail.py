@@ -27,7 +27,7 @@ class CodeSink:
     def _future(self, address: str) -> asyncio.Future[str]:
         return self._codes.setdefault(address.lower(), asyncio.get_running_loop().create_future())
 
-    async def handle_DATA(self, _server: SMTP, _session: Session, envelope: Envelope) -> str:  # noqa: N802 - aiosmtpd's hook name
+    async def handle_DATA(self, _server: SMTP, _session: Session, envelope: Envelope) -> str:
         message = _PARSER.parsebytes(envelope.original_content or b"")
         body = message.get_body(("plain",))
         found = CODE.search(body.get_content() if body is not None else "")  # type: ignore[attr-defined]

@@ -17,7 +17,6 @@ from collections.abc import Hashable
 from urllib.parse import urlsplit
 
 from aiogram import Bot, Dispatcher
-from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
 from aiogram.exceptions import ClientDecodeError, TelegramAPIError, TelegramUnauthorizedError
 from aiogram.types import BotCommand, ErrorEvent, Update
@@ -31,6 +30,7 @@ from bot.telegram.gate import GateExecutor, gate_router
 from bot.telegram.limiter import LimiterMiddleware
 from bot.telegram.private import private_router
 from bot.telegram.retry import RetryAfter
+from bot.telegram.session import BotSession, FreshUpdates
 from bot.updates import Lanes
 from bot.wiring import App
 
@@ -54,7 +54,7 @@ COMMANDS = (
 def make_bot(app: App) -> Bot:
     settings = app.settings
     assert settings.telegram_bot_token is not None
-    session = AiohttpSession(api=TelegramAPIServer.from_base(settings.telegram_api_url))
+    session = BotSession(api=TelegramAPIServer.from_base(settings.telegram_api_url))
     session.middleware(RetryAfter())
     # Inside the retries, so a call sent again queues for its slot like any other.
     session.middleware(LimiterMiddleware(limiter_for(settings)))
@@ -171,12 +171,11 @@ class Runner:
         delay = 1.0
         while not self._stopping:
             try:
-                updates = await self.bot.get_updates(
-                    offset=offset,
-                    timeout=POLL_TIMEOUT,
-                    allowed_updates=allowed,
-                    request_timeout=POLL_TIMEOUT + 30,
-                )
+                # Updates still in flight come back until confirmed; left out unparsed.
+                request = FreshUpdates(
+                    offset=offset, timeout=POLL_TIMEOUT, allowed_updates=allowed
+                ).skipping(self.lanes.known)
+                updates = await self.bot(request, request_timeout=POLL_TIMEOUT + 30)
             except TelegramUnauthorizedError:
                 self.failed = "Telegram refused the bot token (401): check TELEGRAM_BOT_TOKEN"
                 log.error("%s", self.failed)
@@ -195,7 +194,7 @@ class Runner:
             fresh = [u for u in updates if not self.lanes.known(u.update_id)]
             for update in fresh:
                 self._submit(update)
-            if updates and not fresh:
+            if (updates or request.dropped) and not fresh:
                 # Only updates still in flight came back (they are not confirmed yet): wait for
                 # one to finish rather than asking again at once.
                 await self.lanes.progress(within=0.5)
