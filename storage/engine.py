@@ -48,8 +48,19 @@ def create_engine(url: str) -> AsyncEngine:
     # text of database errors, which end up in logs.
     if parsed.get_backend_name() != "sqlite":
         return create_async_engine(url, pool_pre_ping=True, hide_parameters=True)
-    # A busy timeout instead of instant "database is locked" when two updates write at once.
-    engine = create_async_engine(url, connect_args={"timeout": 15}, hide_parameters=True)
+    # One connection: SQLite takes one writer at a time, and writers on several connections
+    # wait for each other in SQLite's busy handler, which sleeps in steps of up to 100 ms
+    # whenever the lock is taken (seconds of latency under load). On one connection they queue
+    # in the event loop instead and each goes the moment the previous one ends. The busy
+    # timeout remains for other processes (`passgram gate set` while the bot runs).
+    engine = create_async_engine(
+        url,
+        connect_args={"timeout": 15},
+        hide_parameters=True,
+        pool_size=1,
+        max_overflow=0,
+        pool_timeout=60,
+    )
 
     @event.listens_for(engine.sync_engine, "connect")
     def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
