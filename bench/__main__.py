@@ -28,11 +28,18 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         "--concurrency", type=int, default=100, help="people at a time, closed loop (100)"
     )
     load.add_argument("--rate", type=float, help="steps started per second, open loop")
-    parser.add_argument("--database-url", help="a PostgreSQL server (postgresql+asyncpg://…): "
-                        "the run uses a scratch database on it; default a SQLite file")
+    parser.add_argument(
+        "--database-url",
+        help="a PostgreSQL server (postgresql+asyncpg://…): "
+        "the run uses a scratch database on it; default a SQLite file",
+    )
     parser.add_argument("--webhook", action="store_true", help="the bot in webhook mode")
-    parser.add_argument("--driven", type=int, help="idle: people driven through Telegram "
-                        "(default 2000; the rest are seeded into the database)")
+    parser.add_argument(
+        "--driven",
+        type=int,
+        help="idle: people driven through Telegram "
+        "(default 2000; the rest are seeded into the database)",
+    )
     parser.add_argument("--gate-timeout", type=int, default=30, help="burst: the gate's timeout")
     parser.add_argument("--json", action="store_true", help="one JSON object on stdout")
     return parser.parse_args(argv)

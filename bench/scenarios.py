@@ -7,7 +7,9 @@ import contextlib
 import os
 import secrets
 import shutil
+import socket
 import sqlite3
+import sys
 import tempfile
 import time
 from collections.abc import AsyncIterator
@@ -101,7 +103,9 @@ class Store:
             "SELECT {p}, step, data_enc, updated_at FROM conversations WHERE telegram_user_id = {t}"
         )
         if self._name is None:
-            with contextlib.closing(sqlite3.connect(self.workdir / "passgram.db", timeout=30)) as db:
+            with contextlib.closing(
+                sqlite3.connect(self.workdir / "passgram.db", timeout=30)
+            ) as db:
                 rows = [(i, template_user) for i in ids]
                 with db:
                     db.executemany(user_sql.format(p="?", t="?"), rows)
@@ -157,8 +161,6 @@ def passgram_env(
 
 
 def _free_port() -> int:
-    import socket
-
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port: int = s.getsockname()[1]
@@ -414,10 +416,10 @@ async def burst(opts: Options) -> dict[str, Any]:
     }
 
 
-async def _gate(s: Session, store: Store, chat: int, timeout: int) -> None:
+async def _gate(s: Session, store: Store, chat: int, seconds: int) -> None:
     """`passgram gate set` as an operator runs it, once the bot has learnt the channel."""
     args = ["gate", "set", str(chat), "--enabled", "on", "--mode", "join_requests"]
-    args += ["--timeout", str(timeout)]
+    args += ["--timeout", str(seconds)]
     for _ in range(100):
         done = await asyncio.to_thread(run_cli, args, s.target.env, store.workdir)
         if done.returncode == 0:
@@ -427,8 +429,6 @@ async def _gate(s: Session, store: Store, chat: int, timeout: int) -> None:
 
 
 def _progress(line: str) -> None:
-    import sys
-
     print(line, file=sys.stderr, flush=True)
 
 

@@ -85,9 +85,7 @@ class Driver:
         counts = {"pending": 0, "approved": 0, "declined": 0}
         for join_request in asked:
             counts[join_request.state] += 1
-        messaged = sum(
-            1 for r in asked if any(m.from_bot for m in self.users[r.user_id].history)
-        )
+        messaged = sum(1 for r in asked if any(m.from_bot for m in self.users[r.user_id].history))
         return web.json_response(counts | {"messaged": messaged})
 
     async def stats(self, _: web.Request) -> web.Response:

@@ -17,8 +17,20 @@ from pathlib import Path
 _TICKS = os.sysconf("SC_CLK_TCK")
 # Settings a developer's shell may hold for a real bot: the bench sets its own.
 _SETTINGS = (
-    "TELEGRAM_", "DATABASE_URL", "REDIS_URL", "PASSGRAM_", "AUTH_BACKEND", "SMTP_", "EMAIL_FROM",
-    "TWILIO_", "CLERK_", "WEBHOOK_", "LOCAL_", "DEV_DELIVERY", "APP_NAME", "LOG_LEVEL",
+    "TELEGRAM_",
+    "DATABASE_URL",
+    "REDIS_URL",
+    "PASSGRAM_",
+    "AUTH_BACKEND",
+    "SMTP_",
+    "EMAIL_FROM",
+    "TWILIO_",
+    "CLERK_",
+    "WEBHOOK_",
+    "LOCAL_",
+    "DEV_DELIVERY",
+    "APP_NAME",
+    "LOG_LEVEL",
 )
 
 
