@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 from typing import Any, TypeAlias
 
+import aiosqlite
 from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import (
@@ -13,6 +15,17 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
+
+
+class InlineConnection(aiosqlite.Connection):
+    """aiosqlite's connection, its calls run in the caller's thread (the event loop's) rather
+    than handed to the connection's own; only opening and closing still go there."""
+
+    async def _execute(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        if self._connection is None:
+            return await super()._execute(fn, *args, **kwargs)  # type: ignore[no-untyped-call]
+        return fn(*args, **kwargs)
+
 
 DRIVERS = ("sqlite+aiosqlite", "postgresql+asyncpg")
 
@@ -48,14 +61,26 @@ def create_engine(url: str) -> AsyncEngine:
     # text of database errors, which end up in logs.
     if parsed.get_backend_name() != "sqlite":
         return create_async_engine(url, pool_pre_ping=True, hide_parameters=True)
-    # One connection: SQLite takes one writer at a time, and writers on several connections
-    # wait for each other in SQLite's busy handler, which sleeps in steps of up to 100 ms
-    # whenever the lock is taken (seconds of latency under load). On one connection they queue
-    # in the event loop instead and each goes the moment the previous one ends. The busy
-    # timeout remains for other processes (`passgram gate set` while the bot runs).
+    # One connection, its calls run in the event loop's thread:
+    # - SQLite takes one writer at a time; writers on several connections wait for each other
+    #   in SQLite's busy handler, which sleeps in steps of up to 100 ms (seconds of latency
+    #   under load). On one connection they queue in the event loop, each going the moment the
+    #   previous one ends.
+    # - A statement on a local file takes microseconds; handing each to aiosqlite's thread and
+    #   back cost more than running it (a third of the bot's CPU under load, much of it the two
+    #   threads handing the GIL to each other).
+    # The busy timeout still covers other processes: a write by `passgram gate set` while the
+    # bot runs holds the bot for its few milliseconds.
+    database = parsed.database or ":memory:"
+
+    async def connect() -> aiosqlite.Connection:
+        return await InlineConnection(
+            lambda: sqlite3.connect(database, timeout=15, check_same_thread=False), 64
+        )
+
     engine = create_async_engine(
         url,
-        connect_args={"timeout": 15},
+        async_creator=connect,
         hide_parameters=True,
         pool_size=1,
         max_overflow=0,
