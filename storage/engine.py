@@ -16,15 +16,37 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+BUSY_TIMEOUT_MS = 15_000  # how long a write waits for another connection's write lock
+
 
 class InlineConnection(aiosqlite.Connection):
     """aiosqlite's connection, its calls run in the caller's thread (the event loop's) rather
-    than handed to the connection's own; only opening and closing still go there."""
+    than handed to the connection's own, unless they must wait.
+
+    The connection has no busy timeout of its own: a call that finds the database locked by
+    another connection (another process, or another engine in this one) fails at once here,
+    changing nothing, and is run again in the connection's thread with the busy timeout, so the
+    event loop, and whatever in it holds the lock, goes on meanwhile.
+    """
 
     async def _execute(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
         if self._connection is None:
             return await super()._execute(fn, *args, **kwargs)  # type: ignore[no-untyped-call]
-        return fn(*args, **kwargs)
+        try:
+            return fn(*args, **kwargs)
+        except sqlite3.OperationalError as exc:
+            if exc.sqlite_errorcode & 0xFF != sqlite3.SQLITE_BUSY:
+                raise
+        conn = self._connection
+
+        def waiting() -> Any:
+            conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                conn.execute("PRAGMA busy_timeout = 0")
+
+        return await super()._execute(waiting)  # type: ignore[no-untyped-call]
 
 
 DRIVERS = ("sqlite+aiosqlite", "postgresql+asyncpg")
@@ -69,13 +91,12 @@ def create_engine(url: str) -> AsyncEngine:
     # - A statement on a local file takes microseconds; handing each to aiosqlite's thread and
     #   back cost more than running it (a third of the bot's CPU under load, much of it the two
     #   threads handing the GIL to each other).
-    # The busy timeout still covers other processes: a write by `passgram gate set` while the
-    # bot runs holds the bot for its few milliseconds.
+    # A call that must wait for another connection's lock waits in aiosqlite's thread.
     database = parsed.database or ":memory:"
 
     async def connect() -> aiosqlite.Connection:
         return await InlineConnection(
-            lambda: sqlite3.connect(database, timeout=15, check_same_thread=False), 64
+            lambda: sqlite3.connect(database, timeout=0, check_same_thread=False), 64
         )
 
     engine = create_async_engine(
