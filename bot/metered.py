@@ -83,3 +83,9 @@ class MeteredChannel:
             metrics.CODES_FAILED.labels(self.name).inc()
             raise
         metrics.CODES_SENT.labels(self.name).inc()
+
+    async def aclose(self) -> None:
+        """The inner channel's connections (SMTP keeps some) close with it."""
+        aclose = getattr(self.inner, "aclose", None)
+        if aclose is not None:
+            await aclose()

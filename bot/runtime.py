@@ -17,8 +17,8 @@ import contextlib
 import json
 import logging
 import secrets
-from collections.abc import Sequence
-from typing import Any, Generic, Protocol, TypeVar
+from collections.abc import Callable, Sequence
+from typing import Any, Generic, NamedTuple, Protocol, TypeVar
 from urllib.parse import urlsplit
 
 from aiohttp import web
@@ -54,6 +54,13 @@ class Numbered(Protocol):
 
 
 U = TypeVar("U", bound=Numbered)
+
+
+class Fetched(NamedTuple, Generic[U]):
+    """A poll's new updates, and how many came back that were known already."""
+
+    fresh: Sequence[U]
+    repeated: int
 
 
 class Reconciler(Protocol):
@@ -96,9 +103,12 @@ class Adapter(Protocol[U]):
         """Close the framework's connections."""
         ...
 
-    async def fetch(self, offset: int | None, wait: int, allowed: list[str]) -> Sequence[U]:
-        """One getUpdates long poll of up to `wait` seconds; raises TokenRefused,
-        FetchFailed, OSError or TimeoutError."""
+    async def fetch(
+        self, offset: int | None, wait: int, allowed: list[str], known: Callable[[int], bool]
+    ) -> Fetched[U]:
+        """One getUpdates long poll of up to `wait` seconds, leaving out the updates `known`
+        names (those in flight come back until confirmed; best left out before parsing);
+        raises TokenRefused, FetchFailed, OSError or TimeoutError."""
         ...
 
     def parse(self, body: dict[str, Any]) -> U:
@@ -171,7 +181,7 @@ class Runner(Generic[U]):
         delay = 1.0
         while not self._stopping:
             try:
-                updates = await self.adapter.fetch(offset, POLL_TIMEOUT, allowed)
+                fetched = await self.adapter.fetch(offset, POLL_TIMEOUT, allowed, self.lanes.known)
             except TokenRefused:
                 self.failed = TOKEN_REFUSED
                 log.error("%s", self.failed)
@@ -187,10 +197,9 @@ class Runner(Generic[U]):
                 delay = min(delay * 2, 60.0)
                 continue
             delay = 1.0
-            fresh = [u for u in updates if not self.lanes.known(u.update_id)]
-            for update in fresh:
+            for update in fetched.fresh:
                 self._submit(update)
-            if updates and not fresh:
+            if fetched.repeated and not fetched.fresh:
                 # Only updates still in flight came back (they are not confirmed yet): wait for
                 # one to finish rather than asking again at once.
                 await self.lanes.progress(within=0.5)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 from typing import Any, TypeAlias
 
+import aiosqlite
 from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import (
@@ -13,6 +15,39 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
+
+BUSY_TIMEOUT_MS = 15_000  # how long a write waits for another connection's write lock
+
+
+class InlineConnection(aiosqlite.Connection):
+    """aiosqlite's connection, its calls run in the caller's thread (the event loop's) rather
+    than handed to the connection's own, unless they must wait.
+
+    The connection has no busy timeout of its own: a call that finds the database locked by
+    another connection (another process, or another engine in this one) fails at once here,
+    changing nothing, and is run again in the connection's thread with the busy timeout, so the
+    event loop, and whatever in it holds the lock, goes on meanwhile.
+    """
+
+    async def _execute(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        if self._connection is None:
+            return await super()._execute(fn, *args, **kwargs)  # type: ignore[no-untyped-call]
+        try:
+            return fn(*args, **kwargs)
+        except sqlite3.OperationalError as exc:
+            if exc.sqlite_errorcode & 0xFF != sqlite3.SQLITE_BUSY:
+                raise
+        conn = self._connection
+
+        def waiting() -> Any:
+            conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                conn.execute("PRAGMA busy_timeout = 0")
+
+        return await super()._execute(waiting)  # type: ignore[no-untyped-call]
+
 
 DRIVERS = ("sqlite+aiosqlite", "postgresql+asyncpg")
 
@@ -54,8 +89,30 @@ def create_engine(url: str, *, pool_size: int = 10, max_overflow: int = 10) -> A
             pool_size=pool_size,
             max_overflow=max_overflow,
         )
-    # A busy timeout instead of instant "database is locked" when two updates write at once.
-    engine = create_async_engine(url, connect_args={"timeout": 15}, hide_parameters=True)
+    # One connection, its calls run in the event loop's thread:
+    # - SQLite takes one writer at a time; writers on several connections wait for each other
+    #   in SQLite's busy handler, which sleeps in steps of up to 100 ms (seconds of latency
+    #   under load). On one connection they queue in the event loop, each going the moment the
+    #   previous one ends.
+    # - A statement on a local file takes microseconds; handing each to aiosqlite's thread and
+    #   back cost more than running it (a third of the bot's CPU under load, much of it the two
+    #   threads handing the GIL to each other).
+    # A call that must wait for another connection's lock waits in aiosqlite's thread.
+    database = parsed.database or ":memory:"
+
+    async def connect() -> aiosqlite.Connection:
+        return await InlineConnection(
+            lambda: sqlite3.connect(database, timeout=0, check_same_thread=False), 64
+        )
+
+    engine = create_async_engine(
+        url,
+        async_creator=connect,
+        hide_parameters=True,
+        pool_size=1,
+        max_overflow=0,
+        pool_timeout=60,
+    )
 
     @event.listens_for(engine.sync_engine, "connect")
     def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:

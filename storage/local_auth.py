@@ -29,9 +29,21 @@ import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Protocol
+from typing import Any, Protocol
 
-from sqlalchemy import BigInteger, Select, delete, false, func, literal, or_, select, update
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    Select,
+    and_,
+    delete,
+    false,
+    func,
+    literal,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -276,12 +288,33 @@ class LocalAuthStore:
         The caller holds the address's and the user's locks; the all-users total's is taken
         last, once the person's own caps let the send through and everything else is read, so
         the one lock every send shares is held as briefly as possible.
+
+        Every personal window is read in one query, before this send is recorded (under the
+        locks nothing else changes them meanwhile); the exact reads of when a window has room
+        again run only for a window that is full.
         """
-        limits = self._limits
-        locked_until = await self._locked_until(windows, keys)
-        if locked_until is not None:
-            # Every code would be refused until then; sending one would only cost money.
-            raise _Refused(OutOfTries(locked_until))
+        limits, window = self._limits, self._limits.send_window
+        mine = (SEND_TO_IDENTIFIER, keys.identifier, keys.requester)
+        caps: list[tuple[tuple[str, str, str | None], int]] = [
+            (mine, limits.sends_per_identifier_per_user),
+            ((SEND_TO_IDENTIFIER, keys.identifier, None), limits.sends_per_identifier),
+            ((SEND_BY_USER, keys.requester, None), limits.sends_per_user),
+        ]
+        failures_mine, failures_all, *sends = await windows.tally(
+            [
+                (FAILURE, keys.identifier, keys.requester, limits.lockout_window),
+                (FAILURE, keys.identifier, None, limits.lockout_window),
+                *((*counted, window) for counted, _ in caps),
+            ]
+        )
+        if (
+            failures_mine[0] >= limits.lockout_failures
+            or failures_all[0] >= limits.lockout_failures_per_identifier
+        ):
+            locked_until = await self._locked_until(windows, keys)
+            if locked_until is not None:
+                # Every code would be refused until then; sending one would only cost money.
+                raise _Refused(OutOfTries(locked_until))
         ids = await windows.record(
             [
                 (SEND_TO_IDENTIFIER, keys.identifier, keys.requester),
@@ -289,10 +322,38 @@ class LocalAuthStore:
                 (SEND_TOTAL, TOTAL_KEY, None),
             ]
         )
-        blocked_until = _latest(await self._send_waits(windows, keys, pending=1))
+        sent, newest = sends[0]
+        # This send against the caps as they were; then the next one, with this one counted.
+        blocked_until = _latest(
+            [
+                self._cooldown_ready(windows.now, sent, newest),
+                *[
+                    await windows.room_at(kind, key, requester=requester, window=window,
+                                          cap=cap, pending=1)
+                    if count >= cap
+                    else None
+                    for ((kind, key, requester), cap), (count, _) in zip(caps, sends, strict=True)
+                ],
+            ]
+        )  # fmt: skip
         if blocked_until is not None:
             raise _Refused(TooSoon(blocked_until))
-        next_send_at = _latest(await self._send_waits(windows, keys, pending=0)) or windows.now
+        next_send_at = (
+            _latest(
+                [
+                    self._cooldown_ready(windows.now, sent + 1, _latest([newest, windows.now])),
+                    *[
+                        await windows.room_at(kind, key, requester=requester, window=window,
+                                              cap=cap)
+                        if count + 1 >= cap
+                        else None
+                        for ((kind, key, requester), cap), (count, _) in zip(caps, sends,
+                                                                             strict=True)
+                    ],
+                ]
+            )
+            or windows.now
+        )  # fmt: skip
         await windows.hold(_TOTAL_LOCK)
         total_full_until = await windows.room_at(
             SEND_TOTAL, TOTAL_KEY, window=limits.send_window, cap=limits.sends_total, pending=1
@@ -301,52 +362,14 @@ class LocalAuthStore:
             raise _Refused(TooSoon(total_full_until))
         return Reserved(Reservation(personal=tuple(ids[:2]), total=tuple(ids[2:])), next_send_at)
 
-    async def _send_waits(
-        self, windows: _Windows, keys: Keys, *, pending: int
-    ) -> list[datetime | None]:
-        """When each cap the person meets has room for one more send (None: now), leaving out
-        `pending` sends this transaction recorded."""
-        limits, window = self._limits, self._limits.send_window
-        return [
-            await self._cooldown_until(windows, keys, pending=pending),
-            await windows.room_at(
-                SEND_TO_IDENTIFIER,
-                keys.identifier,
-                requester=keys.requester,
-                window=window,
-                cap=limits.sends_per_identifier_per_user,
-                pending=pending,
-            ),
-            await windows.room_at(
-                SEND_TO_IDENTIFIER,
-                keys.identifier,
-                window=window,
-                cap=limits.sends_per_identifier,
-                pending=pending,
-            ),
-            await windows.room_at(
-                SEND_BY_USER,
-                keys.requester,
-                window=window,
-                cap=limits.sends_per_user,
-                pending=pending,
-            ),
-        ]
-
-    async def _cooldown_until(
-        self, windows: _Windows, keys: Keys, *, pending: int
+    def _cooldown_ready(
+        self, now: datetime, sends: int, newest: datetime | None
     ) -> datetime | None:
-        sends, newest = await windows.last(
-            SEND_TO_IDENTIFIER,
-            keys.identifier,
-            requester=keys.requester,
-            window=self._limits.send_window,
-            pending=pending,
-        )
-        if newest is None:
+        """When the cooldown after `sends` sends, the newest at `newest`, is over (None: it is)."""
+        if sends <= 0 or newest is None:
             return None
         ready = newest + self._limits.cooldown_after(sends)
-        return ready if ready > windows.now else None
+        return ready if ready > now else None
 
     # -- verification ---------------------------------------------------------------------
 
@@ -684,25 +707,6 @@ class _Windows:
         )
         return (leaves or self.now) + window
 
-    async def last(
-        self,
-        kind: str,
-        key: str,
-        *,
-        window: timedelta,
-        requester: str | None = None,
-        pending: int = 0,
-    ) -> tuple[int, datetime | None]:
-        """How many events the window holds and when the newest was, leaving out `pending`."""
-        query = self._in_window(kind, key, requester, window)
-        count = await self._count(query) - pending
-        if count <= 0:
-            return 0, None
-        newest = await self.session.scalar(
-            query.order_by(LocalEvent.at.desc()).offset(pending).limit(1)
-        )
-        return count, newest
-
     async def prune(self, older_than: timedelta) -> None:
         await self.session.execute(delete(LocalEvent).where(LocalEvent.at <= self.now - older_than))
 
@@ -710,12 +714,32 @@ class _Windows:
         count = await self.session.scalar(select(func.count()).select_from(query.subquery()))
         return count or 0
 
-    def _in_window(
+    async def tally(
+        self, windows: Sequence[tuple[str, str, str | None, timedelta]]
+    ) -> list[tuple[int, datetime | None]]:
+        """For each (kind, key, requester or None, window): how many events it holds and when
+        the newest was; all in one query."""
+        matches = [self._matches(*spec) for spec in windows]
+        columns = [
+            column
+            for match in matches
+            for column in (func.count().filter(match), func.max(LocalEvent.at).filter(match))
+        ]
+        row = (await self.session.execute(select(*columns).where(or_(*matches)))).one()
+        values: list[Any] = list(row)
+        return [(int(values[2 * n] or 0), values[2 * n + 1]) for n in range(len(matches))]
+
+    def _matches(
         self, kind: str, key: str, requester: str | None, window: timedelta
-    ) -> Select[datetime]:
-        query = select(LocalEvent.at).where(
+    ) -> ColumnElement[bool]:
+        match = and_(
             LocalEvent.kind == kind,
             LocalEvent.key == key,
             LocalEvent.at > self.now - window,
         )
-        return query if requester is None else query.where(LocalEvent.requester == requester)
+        return match if requester is None else and_(match, LocalEvent.requester == requester)
+
+    def _in_window(
+        self, kind: str, key: str, requester: str | None, window: timedelta
+    ) -> Select[datetime]:
+        return select(LocalEvent.at).where(self._matches(kind, key, requester, window))

@@ -10,11 +10,20 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Final, TypeAlias
 
-from sqlalchemy import delete, select
+from sqlalchemy import BigInteger, delete, exists, false, literal, or_, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from storage.models import AuditEvent, Conversation, HandledUpdate, Link, TelegramUser
+from storage.models import (
+    AuditEvent,
+    Base,
+    Conversation,
+    HandledUpdate,
+    Link,
+    TelegramUser,
+    utcnow,
+)
 from storage.vault import Vault
 
 
@@ -99,6 +108,13 @@ class Duplicate(Exception):
     """The update was recorded as handled meanwhile (a redelivery raced it); nothing was written."""
 
 
+def _insert(session: AsyncSession, model: type[Base]) -> Any:
+    """INSERT with ON CONFLICT (an upsert), in the session's database's dialect."""
+    if session.get_bind().dialect.name == "postgresql":
+        return postgresql.insert(model)
+    return sqlite.insert(model)
+
+
 class Store:
     def __init__(
         self,
@@ -116,17 +132,26 @@ class Store:
         self._after_erase = after_erase
 
     async def load(self, user_id: int, update_id: int | None = None) -> Loaded:
+        """The person's conversation and link, and whether the update was handled: one query."""
+        handled = (
+            exists().where(HandledUpdate.update_id == update_id)
+            if update_id is not None
+            else false()
+        )
+        me = select(literal(user_id, BigInteger).label("id")).subquery()
+        query = (
+            select(handled.label("handled"), Conversation, Link)
+            .select_from(me)
+            .outerjoin(Conversation, Conversation.telegram_user_id == me.c.id)
+            .outerjoin(Link, Link.telegram_user_id == me.c.id)
+        )
         async with self._sessions() as session:
-            handled = update_id is not None and (
-                await session.get(HandledUpdate, update_id) is not None
-            )
-            conv = await session.get(Conversation, user_id)
-            link = await session.get(Link, user_id)
-            return Loaded(
-                self._conversation_record(conv) if conv else None,
-                self._link_record(link) if link else None,
-                handled,
-            )
+            row = (await session.execute(query)).one()
+        return Loaded(
+            self._conversation_record(row.Conversation) if row.Conversation else None,
+            self._link_record(row.Link) if row.Link else None,
+            bool(row.handled),
+        )
 
     async def apply(self, changes: Changes) -> None:
         """Write one update's outcome, all or nothing; raises Duplicate for a redelivery."""
@@ -213,34 +238,37 @@ class Store:
         )
 
     async def _upsert_user(self, session: AsyncSession, info: UserInfo) -> None:
-        row = await session.get(TelegramUser, info.id)
-        if row is None:
-            session.add(
-                TelegramUser(
-                    id=info.id,
-                    username=info.username,
-                    first_name=info.first_name,
-                    language_code=info.language_code,
-                )
+        """One statement, not a read and then a write; the row changes only when the person's
+        Telegram name or language did."""
+        values = {
+            "username": info.username,
+            "first_name": info.first_name,
+            "language_code": info.language_code,
+        }
+        insert = _insert(session, TelegramUser).values(id=info.id, **values)
+        changed = or_(*(getattr(TelegramUser, k).is_distinct_from(v) for k, v in values.items()))
+        await session.execute(
+            insert.on_conflict_do_update(
+                index_elements=[TelegramUser.id],
+                set_={**values, "updated_at": utcnow()},
+                where=changed,
             )
-            await session.flush()
-        elif (row.username, row.first_name, row.language_code) != (
-            info.username,
-            info.first_name,
-            info.language_code,
-        ):
-            row.username, row.first_name = info.username, info.first_name
-            row.language_code = info.language_code
+        )
 
     async def _save_conversation(
         self, session: AsyncSession, user_id: int, record: ConversationRecord
     ) -> None:
-        data_enc = self._vault.encrypt(record.data) if record.data else None
-        row = await session.get(Conversation, user_id)
-        if row is None:
-            session.add(Conversation(telegram_user_id=user_id, step=record.step, data_enc=data_enc))
-        else:
-            row.step, row.data_enc = record.step, data_enc
+        values = {
+            "step": record.step,
+            "data_enc": self._vault.encrypt(record.data) if record.data else None,
+            "updated_at": utcnow(),
+        }
+        insert = _insert(session, Conversation).values(telegram_user_id=user_id, **values)
+        await session.execute(
+            insert.on_conflict_do_update(
+                index_elements=[Conversation.telegram_user_id], set_=values
+            )
+        )
 
     async def _save_link(self, session: AsyncSession, record: LinkRecord) -> None:
         await session.execute(delete(Link).where(Link.telegram_user_id == record.telegram_user_id))

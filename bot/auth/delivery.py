@@ -11,6 +11,7 @@ else logs the masked identifier.
 
 from __future__ import annotations
 
+import asyncio
 import email.policy
 import ipaddress
 import logging
@@ -211,8 +212,12 @@ def email_sender(value: str) -> Sender:
 
 
 class SmtpChannel:
-    """Email through an SMTP server (`smtp_server` reads its URL), one connection per code.
+    """Email through an SMTP server (`smtp_server` reads its URL).
 
+    Connections are kept open between codes (a TCP and TLS handshake, EHLO and AUTH per code
+    cost more than the message), up to `connections` at once, each sending one message at a
+    time. One that fails is closed, never reused; a kept one the server has dropped meanwhile
+    (idle timeout) is replaced once, before anything was sent on it.
     Certificates are verified against the system's CAs, or `tls_context` when given (a private CA).
     """
 
@@ -226,11 +231,14 @@ class SmtpChannel:
         *,
         timeout: float = 15.0,
         tls_context: ssl.SSLContext | None = None,
+        connections: int = 4,
     ) -> None:
         self._server = smtp_server(url)
         self._sender = email_sender(sender)
         self._timeout = timeout
         self._tls_context = tls_context
+        self._idle: list[aiosmtplib.SMTP] = []
+        self._slots = asyncio.Semaphore(connections)
         server = self._server
         encrypted = server.implicit_tls or server.starttls
         if server.username and not encrypted and not _is_loopback(server.host):
@@ -261,24 +269,69 @@ class SmtpChannel:
         )
 
         try:
-            await aiosmtplib.send(
-                message,
-                sender=self._sender.address,
-                recipients=[recipient],
-                hostname=self._server.host,
-                port=self._server.port,
-                username=self._server.username,
-                password=self._server.password,
-                use_tls=self._server.implicit_tls,
-                start_tls=self._server.starttls,
-                tls_context=self._tls_context,
-                timeout=self._timeout,
-            )
+            async with self._slots:
+                await self._send(message, recipient)
         except (aiosmtplib.SMTPException, OSError) as exc:
             error = _smtp_error(exc, to, recipient)
             log.warning("Email with a code to %s failed: %s", to.masked, error)
             raise error from None
         log.info("Sent a code by email to %s", to.masked)
+
+    async def _send(self, message: EmailMessage, recipient: str) -> None:
+        kept = self._idle.pop() if self._idle else None
+        if kept is not None and not kept.is_connected:
+            kept = None
+        smtp = kept or await self._connect()
+        try:
+            await smtp.send_message(message, sender=self._sender.address, recipients=[recipient])
+        except aiosmtplib.SMTPServerDisconnected:
+            _close(smtp)
+            if kept is None:
+                raise
+            # The server dropped a kept connection while it sat idle: once more on a new one.
+            smtp = await self._connect()
+            try:
+                await smtp.send_message(
+                    message, sender=self._sender.address, recipients=[recipient]
+                )
+            except BaseException:
+                _close(smtp)
+                raise
+        except BaseException:
+            _close(smtp)
+            raise
+        self._idle.append(smtp)
+
+    async def _connect(self) -> aiosmtplib.SMTP:
+        server = self._server
+        smtp = aiosmtplib.SMTP(
+            hostname=server.host,
+            port=server.port,
+            username=server.username,
+            password=server.password,
+            use_tls=server.implicit_tls,
+            start_tls=server.starttls,
+            tls_context=self._tls_context,
+            timeout=self._timeout,
+        )
+        try:
+            await smtp.connect()
+        except BaseException:
+            _close(smtp)
+            raise
+        return smtp
+
+    async def aclose(self) -> None:
+        idle, self._idle = self._idle, []
+        for smtp in idle:
+            with suppress(aiosmtplib.SMTPException, OSError):
+                await smtp.quit()
+            _close(smtp)
+
+
+def _close(smtp: aiosmtplib.SMTP) -> None:
+    if smtp.is_connected:
+        smtp.close()
 
 
 class TwilioChannel:

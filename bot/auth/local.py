@@ -212,6 +212,13 @@ class LocalBackend:
 
     # -- sending --------------------------------------------------------------------------
 
+    async def aclose(self) -> None:
+        """Close the connections channels keep (SMTP) on shutdown."""
+        for channel in self._channels:
+            aclose = getattr(channel, "aclose", None)  # channels holding connections have one
+            if aclose is not None:
+                await aclose()
+
     async def _deliver(
         self,
         channel: DeliveryChannel,

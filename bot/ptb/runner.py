@@ -4,7 +4,7 @@ an Updater, fed one update at a time by the runtime's lanes."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable
 from typing import Any
 
 from telegram import BotCommand, Update
@@ -16,7 +16,7 @@ from bot.private_chat import PrivateChat
 from bot.ptb.calls import PtbCalls
 from bot.ptb.handlers import passgram_handlers
 from bot.ptb.limiter import PassgramRateLimiter
-from bot.runtime import DRAIN_TIMEOUT, FetchFailed, Runner, TokenRefused
+from bot.runtime import DRAIN_TIMEOUT, Fetched, FetchFailed, Runner, TokenRefused
 from bot.webhook import ALLOWED_UPDATES
 from bot.wiring import App
 
@@ -66,7 +66,9 @@ class PtbAdapter:
     async def stop(self) -> None:
         await self.application.shutdown()
 
-    async def fetch(self, offset: int | None, wait: int, allowed: list[str]) -> Sequence[Update]:
+    async def fetch(
+        self, offset: int | None, wait: int, allowed: list[str], known: Callable[[int], bool]
+    ) -> Fetched[Update]:
         try:
             updates: tuple[Update, ...] = await self.bot.get_updates(
                 offset=offset, timeout=wait, allowed_updates=allowed, read_timeout=wait + 30
@@ -75,7 +77,8 @@ class PtbAdapter:
             raise TokenRefused from exc
         except TelegramError as exc:
             raise FetchFailed(type(exc).__name__) from exc
-        return updates
+        fresh = [u for u in updates if not known(u.update_id)]
+        return Fetched(fresh, len(updates) - len(fresh))
 
     def parse(self, body: dict[str, Any]) -> Update:
         if not isinstance(body.get("update_id"), int):

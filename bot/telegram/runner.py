@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable
 from typing import Any
 
 from aiogram import Bot, Dispatcher
-from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
 from aiogram.exceptions import TelegramAPIError, TelegramUnauthorizedError
 from aiogram.types import BotCommand, Update
@@ -15,11 +14,12 @@ from pydantic import ValidationError
 
 from bot.gate_chats import GateChats
 from bot.private_chat import PrivateChat
-from bot.runtime import DRAIN_TIMEOUT, FetchFailed, Runner, TokenRefused
+from bot.runtime import DRAIN_TIMEOUT, Fetched, FetchFailed, Runner, TokenRefused
 from bot.telegram.calls import AiogramCalls
 from bot.telegram.limiter import LimiterMiddleware
 from bot.telegram.retry import RetryAfter
 from bot.telegram.router import passgram_router
+from bot.telegram.session import BotSession, FreshUpdates
 from bot.webhook import ALLOWED_UPDATES
 from bot.wiring import App
 
@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 def make_bot(app: App) -> Bot:
     settings = app.settings
     assert settings.telegram_bot_token is not None
-    session = AiohttpSession(api=TelegramAPIServer.from_base(settings.telegram_api_url))
+    session = BotSession(api=TelegramAPIServer.from_base(settings.telegram_api_url))
     session.middleware(RetryAfter())
     # Inside the retries, so a call sent again queues for its slot like any other.
     session.middleware(LimiterMiddleware(app.coordination.limiter))
@@ -61,18 +61,18 @@ class AiogramAdapter:
     async def stop(self) -> None:
         await self.bot.session.close()
 
-    async def fetch(self, offset: int | None, wait: int, allowed: list[str]) -> Sequence[Update]:
+    async def fetch(
+        self, offset: int | None, wait: int, allowed: list[str], known: Callable[[int], bool]
+    ) -> Fetched[Update]:
+        # Left out before parsing: the updates in flight come back until confirmed.
+        request = FreshUpdates(offset=offset, timeout=wait, allowed_updates=allowed).skipping(known)
         try:
-            return await self.bot.get_updates(
-                offset=offset,
-                timeout=wait,
-                allowed_updates=allowed,
-                request_timeout=wait + 30,
-            )
+            fresh = await self.bot(request, request_timeout=wait + 30)
         except TelegramUnauthorizedError as exc:
             raise TokenRefused from exc
         except TelegramAPIError as exc:
             raise FetchFailed(type(exc).__name__) from exc
+        return Fetched(fresh, request.dropped)
 
     def parse(self, body: dict[str, Any]) -> Update:
         try:
