@@ -35,6 +35,21 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--webhook", action="store_true", help="the bot in webhook mode")
     parser.add_argument(
+        "--framework",
+        action="append",
+        choices=("aiogram", "ptb"),
+        help="the bot's runtime (TELEGRAM_FRAMEWORK); give it twice to measure both side by "
+        "side (signin); default aiogram",
+    )
+    parser.add_argument(
+        "--replicas",
+        type=int,
+        default=1,
+        help="signin: also N webhook replicas behind a round-robin balancer, on the PostgreSQL "
+        "of --database-url and the Redis of --redis-url, beside one process on SQLite",
+    )
+    parser.add_argument("--redis-url", help="the Redis the replicas share (redis://…)")
+    parser.add_argument(
         "--driven",
         type=int,
         help="idle: people driven through Telegram "
@@ -58,6 +73,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
     # A terminated bench cancels its run, whose clean-up stops the processes it started.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    frameworks = tuple(dict.fromkeys(args.framework or ["aiogram"]))
+    if args.replicas > 1 and not (
+        args.scenario == "signin" and args.database_url and args.redis_url
+    ):
+        print(
+            "bench: --replicas is for signin, with --database-url and --redis-url", file=sys.stderr
+        )
+        return 2
     opts = scenarios.Options(
         users=args.users or DEFAULT_USERS[args.scenario],
         concurrency=args.concurrency,
@@ -66,6 +89,9 @@ def main(argv: list[str] | None = None) -> int:
         webhook=args.webhook,
         driven=args.driven,
         gate_timeout=args.gate_timeout,
+        frameworks=frameworks,
+        replicas=args.replicas,
+        redis_url=args.redis_url,
     )
     run = {"signin": scenarios.signin, "idle": scenarios.idle, "burst": scenarios.burst}
     try:

@@ -162,8 +162,10 @@ class Session:
     async def start(self, first_text: str) -> None:
         """Launch the target and wait until it answers a first message."""
         self.launched = Launched(self.target, self.workdir, self.workdir)
-        probe = (await self.standin.users(1))[0]
         deadline = time.monotonic() + START_TIMEOUT
+        if self.target.listeners:
+            await self._register(deadline)
+        probe = (await self.standin.users(1))[0]
         answer = self.standin.send(probe, first_text)
         task = asyncio.ensure_future(answer)
         while not task.done():
@@ -176,6 +178,26 @@ class Session:
             await asyncio.sleep(0.1)
         if task.result() is None:
             raise BenchError(f"{self.target.name} did not answer its first message")
+
+    async def _register(self, deadline: float) -> None:
+        """Webhook mode: once every listener is up, `passgram webhook set`, as an operator
+        registers the webhook once for all replicas (they never do it themselves)."""
+        for listener in self.target.listeners:
+            while True:
+                if (why := self.bot.exited()) is not None:
+                    raise BenchError(why)
+                if time.monotonic() > deadline:
+                    raise BenchError(f"{listener} did not start within {START_TIMEOUT} s")
+                try:
+                    async with self.standin.http.get(listener + "/healthz") as answer:
+                        if answer.status == 200:
+                            break
+                except aiohttp.ClientError:
+                    pass
+                await asyncio.sleep(0.1)
+        done = await asyncio.to_thread(run_cli, ["webhook", "set"], self.target.env, self.workdir)
+        if done.returncode != 0:
+            raise BenchError(f"passgram webhook set failed: {done.stderr.strip()[-300:]}")
 
     async def step(self, tally: Tally, user: int, text: str) -> str | None:
         t0 = time.perf_counter()

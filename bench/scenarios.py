@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import os
 import secrets
 import shutil
@@ -23,6 +24,7 @@ import asyncpg
 from bench import target
 from bench.harness import BenchError, Flow, Session, StandIn, Tally, run_cli
 from bench.mail import CodeSink
+from bot.sandbox.balancer import Balancer
 
 SECRET = "bench-secret-" + "0123456789abcdef" * 2
 WEBHOOK_SECRET = "bench-webhook-secret"  # noqa: S105 - a loopback run's throwaway
@@ -37,6 +39,12 @@ class Options:
     webhook: bool
     driven: int | None = None
     gate_timeout: int = 30
+    # signin: each framework's single process, and, with replicas > 1, that many webhook
+    # replicas of the first on the PostgreSQL of database_url and the Redis of redis_url
+    # (the single processes then run on SQLite beside them).
+    frameworks: tuple[str, ...] = ("aiogram",)
+    replicas: int = 1
+    redis_url: str | None = None
 
 
 # --- where the bot keeps its data ----------------------------------------------------------
@@ -150,13 +158,6 @@ def passgram_env(
         # Telegram's 30 messages/s the bench would measure the limiter's pacing, not the bot.
         # The limiter still runs and costs what it costs per call.
         env |= {"TELEGRAM_RATE_TOTAL": "100000/1", "TELEGRAM_RATE_PRIVATE": "1000/1"}
-    if opts.webhook:
-        port = _free_port()
-        env |= {
-            "WEBHOOK_URL": f"http://127.0.0.1:{port}/telegram/webhook",
-            "WEBHOOK_SECRET": WEBHOOK_SECRET,
-            "WEBHOOK_LISTEN": f"127.0.0.1:{port}",
-        }
     return env
 
 
@@ -169,21 +170,44 @@ def _free_port() -> int:
 
 @contextlib.asynccontextmanager
 async def session(
-    make: Any, opts: Options, store: Store | None = None, *, paced: bool = False
+    opts: Options,
+    store: Store | None = None,
+    *,
+    paced: bool = False,
+    framework: str = "aiogram",
+    replicas: int = 1,
 ) -> AsyncIterator[Session]:
-    """A stand-in, a sink and the target `make(env)` builds, torn down afterwards."""
+    """A stand-in, a sink and a target, torn down afterwards: the echo floor without a store,
+    Passgram on `framework` with one; several replicas listen behind a round-robin balancer,
+    as behind a load balancer, sharing the store and Redis."""
     standin = StandIn()
     sink = CodeSink()
     smtp_url = await sink.start()
     workdir = Path(tempfile.mkdtemp(prefix="passgram-bench-"))
+    balancer: Balancer | None = None
     try:
         token = (await standin.call("POST", "/bots", {"username": "bench_bot"}))["token"]
         if store is None:
             env = {"TELEGRAM_BOT_TOKEN": token, "TELEGRAM_API_URL": standin.botapi}
-        else:
-            env = passgram_env(standin, token, store, smtp_url, opts, paced=paced)
-        yield Session(make(env), standin, sink, store.workdir if store else workdir)
+            yield Session(target.echo(env), standin, sink, workdir)
+            return
+        env = passgram_env(standin, token, store, smtp_url, opts, paced=paced)
+        env["TELEGRAM_FRAMEWORK"] = framework
+        each: list[dict[str, str]] = [{}]
+        if opts.webhook or replicas > 1:
+            ports = [_free_port() for _ in range(replicas)]
+            each = [{"WEBHOOK_LISTEN": f"127.0.0.1:{port}"} for port in ports]
+            url = f"http://127.0.0.1:{ports[0]}"
+            if replicas > 1:
+                balancer = Balancer([f"http://127.0.0.1:{port}" for port in ports])
+                await balancer.start()
+                url = balancer.url
+                env["REDIS_URL"] = opts.redis_url or ""
+            env |= {"WEBHOOK_URL": f"{url}/telegram/webhook", "WEBHOOK_SECRET": WEBHOOK_SECRET}
+        yield Session(target.passgram(env, each), standin, sink, store.workdir)
     finally:
+        if balancer is not None:
+            await balancer.stop()
         await standin.close()
         await sink.stop()
         shutil.rmtree(workdir, ignore_errors=True)
@@ -260,7 +284,7 @@ def resources(s: Session, cpu_before: float) -> dict[str, float]:
 
 
 async def run_echo(opts: Options) -> dict[str, Any]:
-    async with session(target.echo, opts) as s:
+    async with session(opts) as s:
         await s.start("warm-up")
         try:
             tally = Tally()
@@ -283,8 +307,31 @@ async def run_echo(opts: Options) -> dict[str, Any]:
 
 async def signin(opts: Options) -> dict[str, Any]:
     echo = await run_echo(opts)
+    runs = [await sign_ins(opts, echo, framework) for framework in opts.frameworks]
+    if opts.replicas > 1:
+        runs.append(await sign_ins(opts, echo, opts.frameworks[0], opts.replicas))
+    first = runs[0]
+    return {
+        "scenario": "signin",
+        "database": first["database"],
+        "echo": echo,
+        "passgram": first,
+        "ratio": first["ratio"],
+        "also": runs[1:],
+    }
+
+
+async def sign_ins(
+    opts: Options, echo: dict[str, Any], framework: str, replicas: int = 1
+) -> dict[str, Any]:
+    """One target's sign-ins; its ratio is to the echo floor of the same invocation."""
     run = secrets.token_hex(3)
-    async with database(opts) as store, session(target.passgram, opts, store) as s:
+    if replicas == 1 and opts.replicas > 1:
+        opts = dataclasses.replace(opts, database_url=None)  # the single process on SQLite
+    async with (
+        database(opts) as store,
+        session(opts, store, framework=framework, replicas=replicas) as s,
+    ):
         await s.start("/start")
         try:
             tally = Tally()
@@ -298,23 +345,21 @@ async def signin(opts: Options) -> dict[str, Any]:
         kind = store.kind
     steps_per_s = tally.steps / tally.seconds
     return {
-        "scenario": "signin",
+        "target": s.target.name,
         "database": kind,
-        "echo": echo,
-        "passgram": {
-            "users": opts.users,
-            "completed": tally.completed,
-            "failed": tally.failed,
-            "lost": tally.lost,
-            "steps": tally.steps,
-            "seconds": round(tally.seconds, 2),
-            "steps_per_s": round(steps_per_s, 1),
-            "signins_per_s": round(tally.completed / tally.seconds, 1),
-            **latency(tally),
-            **used,
-            "cpu_ms_per_step": round(used["cpu_s"] * 1000 / max(tally.steps, 1), 2),
-            "db_bytes": size,
-        },
+        "processes": len(s.target.each),
+        "users": opts.users,
+        "completed": tally.completed,
+        "failed": tally.failed,
+        "lost": tally.lost,
+        "steps": tally.steps,
+        "seconds": round(tally.seconds, 2),
+        "steps_per_s": round(steps_per_s, 1),
+        "signins_per_s": round(tally.completed / tally.seconds, 1),
+        **latency(tally),
+        **used,
+        "cpu_ms_per_step": round(used["cpu_s"] * 1000 / max(tally.steps, 1), 2),
+        "db_bytes": size,
         "ratio": round(steps_per_s / echo["updates_per_s"], 3) if echo["updates_per_s"] else 0,
     }
 
@@ -325,7 +370,7 @@ async def idle(opts: Options) -> dict[str, Any]:
     copies of a driven one's rows."""
     driven = min(opts.users, opts.driven if opts.driven is not None else 2000)
     run = secrets.token_hex(3)
-    async with database(opts) as store, session(target.passgram, opts, store) as s:
+    async with database(opts) as store, session(opts, store, framework=opts.frameworks[0]) as s:
         await s.start("/start")
         try:
             rss_before = s.bot.memory("VmRSS")
@@ -372,7 +417,10 @@ async def burst(opts: Options) -> dict[str, Any]:
     """N join requests into a gated channel in one tick, the stand-in holding the bot to
     Telegram's limits: time until the bot answered every one, and until every one is decided
     (declined at the gate's timeout, as nobody signs in)."""
-    async with database(opts) as store, session(target.passgram, opts, store, paced=True) as s:
+    async with (
+        database(opts) as store,
+        session(opts, store, paced=True, framework=opts.frameworks[0]) as s,
+    ):
         await s.start("/start")
         try:
             owner = (await s.standin.users(1))[0]

@@ -49,11 +49,25 @@ class Target:
     name: str
     command: Sequence[str]
     env: dict[str, str] = field(default_factory=dict)
-    processes: int = 1
+    # One entry per process, with the settings that process alone has (a replica's port).
+    each: Sequence[dict[str, str]] = ({},)
+
+    @property
+    def listeners(self) -> list[str]:
+        """The webhook listeners' base URLs, one per process, in webhook mode."""
+        return [
+            "http://" + (self.env | own)["WEBHOOK_LISTEN"]
+            for own in self.each
+            if "WEBHOOK_LISTEN" in self.env | own
+        ]
 
 
-def passgram(env: dict[str, str]) -> Target:
-    return Target("passgram", [sys.executable, "-m", "bot", "run"], env)
+def passgram(env: dict[str, str], each: Sequence[dict[str, str]] = ({},)) -> Target:
+    framework = env.get("TELEGRAM_FRAMEWORK", "aiogram")
+    name = "passgram" if framework == "aiogram" else f"passgram-{framework}"
+    if len(each) > 1:
+        name += f"-{len(each)}-replicas"
+    return Target(name, [sys.executable, "-m", "bot", "run"], env, each)
 
 
 def echo(env: dict[str, str]) -> Target:
@@ -67,14 +81,17 @@ class Launched:
         self.target = target
         self.procs: list[subprocess.Popen[bytes]] = []
         self.logs: list[Path] = []
-        env = base_env() | target.env
-        for n in range(target.processes):
+        for n, own in enumerate(target.each):
             log = log_dir / f"{target.name}-{n}.log"
             self.logs.append(log)
             with log.open("wb") as out:
                 self.procs.append(
                     subprocess.Popen(  # noqa: S603 - our own interpreter and arguments
-                        list(target.command), env=env, cwd=cwd, stdout=out, stderr=out
+                        list(target.command),
+                        env=base_env() | target.env | own,
+                        cwd=cwd,
+                        stdout=out,
+                        stderr=out,
                     )
                 )
 

@@ -9,7 +9,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from tests.support.postgres import ADMIN_DSN
+from tests.support.redis import REDIS_URL
+
 ROOT = Path(__file__).resolve().parent.parent
+POSTGRES = ADMIN_DSN.replace("postgresql://", "postgresql+asyncpg://", 1)
 LATENCY = ("p50_ms", "p95_ms", "p99_ms")
 
 
@@ -44,6 +48,24 @@ def test_open_loop_in_webhook_mode() -> None:
     result = bench("signin", "--users", "30", "--rate", "30", "--webhook")
     assert result["passgram"]["completed"] == 30
     assert result["mode"] == "webhook" and result["load"] == "30 steps/s"
+
+
+def test_both_frameworks_and_three_replicas_on_postgresql_and_redis_side_by_side() -> None:
+    result = bench(
+        "signin",
+        *("--users", "30", "--concurrency", "10"),
+        *("--framework", "aiogram", "--framework", "ptb", "--replicas", "3"),
+        *("--database-url", POSTGRES, "--redis-url", REDIS_URL),
+    )
+    runs = [result["passgram"], *result["also"]]
+    assert [(r["target"], r["database"], r["processes"]) for r in runs] == [
+        ("passgram", "sqlite", 1),
+        ("passgram-ptb", "sqlite", 1),
+        ("passgram-3-replicas", "postgresql", 3),
+    ]
+    for run in runs:
+        assert run["completed"] == 30 and run["failed"] == run["lost"] == 0
+        assert run["ratio"] > 0
 
 
 def test_idle_people_are_counted_and_a_step_still_answers() -> None:
