@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
 
 from bot.auth.base import WaitNotifier
 from bot.calls import CallFailed, Calls
@@ -37,6 +38,27 @@ class Origin:
     message_id: int | None = None  # the person's message, or the one whose button was pressed
     query_id: str | None = None  # a button press, which must be answered
     buttons_shown: bool = False  # the pressed message still shows its buttons
+
+
+def press_origin(query: Any) -> Origin:
+    """A button press's origin. Both frameworks name a query's parts as the Bot API does, and
+    neither gives a message too old to reach (inaccessible) a keyboard, so one reading serves
+    both."""
+    msg = query.message
+    if msg is None:
+        return Origin(query.from_user.id, query_id=query.id)
+    shown = getattr(msg, "reply_markup", None) is not None
+    return Origin(msg.chat.id, msg.message_id, query.id, buttons_shown=shown)
+
+
+def failure_origin(update: Any) -> Origin | None:
+    """Where to apologise for an update whose handling failed (None: nowhere to)."""
+    if update.callback_query is not None:
+        return press_origin(update.callback_query)
+    message = update.message
+    if message is not None and message.chat.type == "private":
+        return Origin(message.chat.id, message.message_id)
+    return None
 
 
 class PrivateChat:

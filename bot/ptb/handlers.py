@@ -7,7 +7,7 @@ import logging
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from telegram import CallbackQuery, Message, Update
+from telegram import Update
 from telegram.error import TelegramError
 from telegram.ext import (
     ApplicationHandlerStop,
@@ -23,7 +23,7 @@ from bot.calls import CallFailed
 from bot.conversation.events import Incoming
 from bot.gate_chats import GATE_COMMAND, GONE, MemberChange
 from bot.mounted import Parts
-from bot.private_chat import Origin
+from bot.private_chat import Origin, failure_origin, press_origin
 from bot.ptb.calls import rights
 from bot.ptb.convert import message_event, person, press_event
 
@@ -165,21 +165,3 @@ def passgram_handlers(parts: Parts) -> list[BaseHandler[Update, Any, None]]:
         MessageHandler(message & private, guarded(on_message)),
         CallbackQueryHandler(guarded(on_press)),
     ]
-
-
-def press_origin(query: CallbackQuery) -> Origin:
-    msg = query.message
-    if msg is None:
-        return Origin(query.from_user.id, query_id=query.id)
-    shown = isinstance(msg, Message) and msg.reply_markup is not None
-    return Origin(msg.chat.id, msg.message_id, query.id, buttons_shown=shown)
-
-
-def failure_origin(update: Update) -> Origin | None:
-    """Where to apologise for an update whose handling failed (None: nowhere to)."""
-    if update.callback_query is not None:
-        return press_origin(update.callback_query)
-    message = update.message
-    if message is not None and message.chat.type == "private":
-        return Origin(message.chat.id, message.message_id)
-    return None

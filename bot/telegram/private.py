@@ -8,7 +8,7 @@ from aiogram.types import CallbackQuery, Message, Update
 
 from bot.conversation.events import Incoming
 from bot.mounted import Parts
-from bot.private_chat import Origin
+from bot.private_chat import Origin, press_origin
 from bot.telegram.convert import message_event, person, press_event
 
 
@@ -32,21 +32,3 @@ def private_router(parts: Parts) -> Router:
             raise SkipHandler
 
     return router
-
-
-def press_origin(query: CallbackQuery) -> Origin:
-    msg = query.message
-    if msg is None:
-        return Origin(query.from_user.id, query_id=query.id)
-    shown = isinstance(msg, Message) and msg.reply_markup is not None
-    return Origin(msg.chat.id, msg.message_id, query.id, buttons_shown=shown)
-
-
-def failure_origin(update: Update) -> Origin | None:
-    """Where to apologise for an update whose handling failed (None: nowhere to)."""
-    if update.callback_query is not None:
-        return press_origin(update.callback_query)
-    message = update.message
-    if message is not None and message.chat.type == "private":
-        return Origin(message.chat.id, message.message_id)
-    return None

@@ -14,8 +14,9 @@ from aiogram.types import TelegramObject, Update
 
 from bot.calls import CallFailed
 from bot.mounted import Parts
+from bot.private_chat import failure_origin
 from bot.telegram.gate import gate_router
-from bot.telegram.private import failure_origin, private_router
+from bot.telegram.private import private_router
 
 log = logging.getLogger(__name__)
 
