@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import partial
 
 from redis.asyncio import Redis
 
-from bot.auth.clerk.pace import InMemoryPacer, PaceLimit, Pacer, PacerFactory
+from bot.auth.clerk.pace import InMemoryPacer, PacerFactory
 from bot.config import Settings
 from bot.coordination.limiter import RedisLimiter
 from bot.coordination.locks import LocalLocks, Locks, RedisLocks
@@ -41,17 +40,6 @@ class Coordination:
             await self.redis.aclose()
 
 
-def _redis_pacer(
-    redis: Redis,
-    prefix: str,
-    limits: Mapping[str, PaceLimit],
-    *,
-    margin: float,
-    notify_min_wait: float,
-) -> Pacer:
-    return RedisPacer(redis, prefix, limits, margin=margin, notify_min_wait=notify_min_wait)
-
-
 def coordination_for(settings: Settings) -> Coordination:
     """Shared through Redis with REDIS_URL; this process's own otherwise.
 
@@ -66,7 +54,7 @@ def coordination_for(settings: Settings) -> Coordination:
     return Coordination(
         RedisLocks(redis, prefix, lease=settings.redis_lock_lease),
         RedisLimiter(redis, prefix, rates_from(settings)),
-        partial(_redis_pacer, redis, prefix),
+        partial(RedisPacer, redis, prefix),
         redis,
     )
 
