@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeAlias
+from typing import Any, TypeAlias, TypeVar
 
 import aiosqlite
 from sqlalchemy import event, text
@@ -15,6 +16,8 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
+
+T = TypeVar("T")
 
 BUSY_TIMEOUT_MS = 15_000  # how long a write waits for another connection's write lock
 
@@ -28,6 +31,17 @@ class InlineConnection(aiosqlite.Connection):
     changing nothing, and is run again in the connection's thread with the busy timeout, so the
     event loop, and whatever in it holds the lock, goes on meanwhile.
     """
+
+    @property
+    def sqlite(self) -> sqlite3.Connection:
+        """The sqlite3 connection, for calls made through `call`."""
+        if self._connection is None:
+            raise ValueError("the connection is closed")
+        return self._connection
+
+    async def call(self, fn: Callable[[], T]) -> T:
+        """Run `fn`, which uses `sqlite`, as the connection's own calls run."""
+        return await self._execute(fn)  # type: ignore[no-any-return]
 
     async def _execute(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
         if self._connection is None:

@@ -25,6 +25,7 @@ database sees the same numbers and a restart forgets nothing.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -34,19 +35,19 @@ from typing import Any, Protocol
 from sqlalchemy import (
     BigInteger,
     ColumnElement,
-    Select,
+    Integer,
     and_,
+    bindparam,
     delete,
     false,
     func,
-    literal,
+    insert,
     or_,
     select,
     update,
 )
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
 
+from storage.direct import Conflict, Query, Tx, direct
 from storage.engine import SessionFactory
 from storage.models import Link, LocalAccount, LocalChallenge, LocalEvent
 from storage.repos import Stale, Work
@@ -173,6 +174,7 @@ class LocalAuthStore:
 
     def __init__(self, sessions: SessionFactory, vault: Vault, limits: Limits) -> None:
         self._sessions = sessions
+        self._direct = direct(sessions)
         self._vault = vault
         self._limits = limits
 
@@ -182,62 +184,53 @@ class LocalAuthStore:
         self, keys: Keys, now: datetime, challenge: NewChallenge
     ) -> Reserved | SendRefusal:
         """Count a first send against every cap and store its challenge, or refuse both."""
-        async with self._sessions() as session:
-            try:
-                async with session.begin():
-                    windows = _Windows(session, now)
-                    await windows.hold(_identifier_lock(keys), _user_lock(keys))
-                    reserved = await self._reserve(windows, keys)
-                    session.add(
-                        LocalChallenge(
-                            id=challenge.id,
-                            identifier_index=keys.identifier,
-                            requester_index=keys.requester,
-                            code_mac=challenge.code_mac,
-                            attempts=0,
-                            sends=1,
-                            created_at=now,
-                            sent_at=now,
-                            expires_at=challenge.expires_at,
-                        )
-                    )
-            except _Refused as refused:
-                return refused.refusal
+        try:
+            async with self._direct.transaction() as tx:
+                windows = _Windows(tx, now)
+                await windows.hold(_identifier_lock(keys), _user_lock(keys))
+                reserved = await self._reserve(windows, keys)
+                await tx.run(
+                    _NEW_CHALLENGE,
+                    id=challenge.id,
+                    identifier=keys.identifier,
+                    requester=keys.requester,
+                    code_mac=challenge.code_mac,
+                    now=now,
+                    expires_at=challenge.expires_at,
+                )
+        except _Refused as refused:
+            return refused.refusal
         return reserved
 
     async def reserve_resend(
         self, challenge_id: str, keys: Keys, now: datetime
     ) -> Reserved | SendRefusal:
         """Count a resend against every cap, if the challenge can still take a new code."""
-        async with self._sessions() as session:
-            try:
-                async with session.begin():
-                    windows = _Windows(session, now)
-                    await windows.hold(_identifier_lock(keys), _user_lock(keys))
-                    await self._check_resendable(windows, challenge_id, keys)
-                    return await self._reserve(windows, keys)
-            except _Refused as refused:
-                return refused.refusal
+        try:
+            async with self._direct.transaction() as tx:
+                windows = _Windows(tx, now)
+                await windows.hold(_identifier_lock(keys), _user_lock(keys))
+                await self._check_resendable(windows, challenge_id, keys)
+                return await self._reserve(windows, keys)
+        except _Refused as refused:
+            return refused.refusal
 
     async def cancel_send(self, event_ids: Sequence[int], challenge_id: str | None = None) -> None:
         """Give back send events of a failed delivery, and drop the challenge it was for."""
-        async with self._sessions() as session, session.begin():
-            if event_ids:
-                await session.execute(delete(LocalEvent).where(LocalEvent.id.in_(event_ids)))
+        async with self._direct.transaction() as tx:
+            for event_id in event_ids:
+                await tx.run(_DROP_EVENT, id=event_id)
             if challenge_id is not None:
-                await session.execute(
-                    delete(LocalChallenge).where(LocalChallenge.id == challenge_id)
-                )
+                await tx.run(_DROP_CHALLENGE, id=challenge_id)
 
     async def drop_other_challenges(self, keys: Keys, keep: str) -> None:
         """Delete every challenge of this person for this address but `keep`."""
-        async with self._sessions() as session, session.begin():
-            await session.execute(
-                delete(LocalChallenge).where(
-                    LocalChallenge.identifier_index == keys.identifier,
-                    LocalChallenge.requester_index == keys.requester,
-                    LocalChallenge.id != keep,
-                )
+        async with self._direct.transaction() as tx:
+            await tx.run(
+                _DROP_OTHER_CHALLENGES,
+                identifier=keys.identifier,
+                requester=keys.requester,
+                keep=keep,
             )
 
     async def replace_code(
@@ -245,41 +238,28 @@ class LocalAuthStore:
     ) -> bool:
         """Put a newly sent code in place of the old one; False when the challenge was used
         or deleted meanwhile."""
-        async with self._sessions() as session, session.begin():
-            swapped = await session.scalar(
-                update(LocalChallenge)
-                .where(LocalChallenge.id == challenge_id, LocalChallenge.consumed_at.is_(None))
-                .values(
-                    code_mac=code_mac,
-                    sends=LocalChallenge.sends + 1,
-                    sent_at=now,
-                    expires_at=expires_at,
-                )
-                .returning(LocalChallenge.id)
-                .execution_options(synchronize_session=False)
+        async with self._direct.transaction() as tx:
+            swapped = await tx.scalar(
+                _REPLACE_CODE, id=challenge_id, code_mac=code_mac, now=now, expires_at=expires_at
             )
         return swapped is not None
 
     async def _check_resendable(self, windows: _Windows, challenge_id: str, keys: Keys) -> None:
-        row = (
-            await windows.session.execute(
-                select(
-                    LocalChallenge.consumed_at,
-                    LocalChallenge.attempts,
-                    LocalChallenge.expires_at,
-                ).where(
-                    LocalChallenge.id == challenge_id,
-                    LocalChallenge.identifier_index == keys.identifier,
-                    LocalChallenge.requester_index == keys.requester,
-                )
-            )
-        ).one_or_none()
-        if row is None or row.consumed_at is not None:
+        row = await windows.tx.first(
+            _CHALLENGE_STATE,
+            id=challenge_id,
+            identifier=keys.identifier,
+            requester=keys.requester,
+        )
+        if row is None:
             raise _Refused(Expired())
-        if row.attempts >= self._limits.tries_per_code:
+        consumed_at, attempts, expires_at = row
+        if consumed_at is not None:
+            raise _Refused(Expired())
+        if attempts >= self._limits.tries_per_code:
             # A new code would not bring the tries back, so sending one would only cost money.
             raise _Refused(OutOfTries(await self._locked_until(windows, keys)))
-        if row.expires_at <= windows.now:
+        if expires_at <= windows.now:
             raise _Refused(Expired())
 
     async def _reserve(self, windows: _Windows, keys: Keys) -> Reserved:
@@ -382,38 +362,30 @@ class LocalAuthStore:
         crash before its link is stored never gives a try back; any other refusal (locked,
         spent, gone) gives the try back.
         """
-        async with self._sessions() as session:
-            try:
-                async with session.begin():
-                    windows = _Windows(session, now)
-                    await windows.hold(_identifier_lock(keys))
-                    return await self._attempt(windows, challenge_id, keys, offered_mac)
-            except _Refused as refused:
-                refusal = refused.refusal
-                assert not isinstance(refusal, TooSoon)  # judging a code checks no send cap
-                return refusal
+        try:
+            async with self._direct.transaction() as tx:
+                windows = _Windows(tx, now)
+                await windows.hold(_identifier_lock(keys))
+                return await self._attempt(windows, challenge_id, keys, offered_mac)
+        except _Refused as refused:
+            refusal = refused.refusal
+            assert not isinstance(refusal, TooSoon)  # judging a code checks no send cap
+            return refusal
 
     async def _attempt(
         self, windows: _Windows, challenge_id: str, keys: Keys, offered: str
     ) -> Accepted | Wrong:
-        session, limits = windows.session, self._limits
+        limits = self._limits
         # Taking the try first, conditionally, is what makes concurrent guesses safe: the
         # database lets exactly `tries_per_code` of them through, however many arrive at once.
-        claimed = await session.execute(
-            update(LocalChallenge)
-            .where(
-                LocalChallenge.id == challenge_id,
-                LocalChallenge.identifier_index == keys.identifier,
-                LocalChallenge.requester_index == keys.requester,
-                LocalChallenge.consumed_at.is_(None),
-                LocalChallenge.attempts < limits.tries_per_code,
-                LocalChallenge.expires_at > windows.now,
-            )
-            .values(attempts=LocalChallenge.attempts + 1)
-            .returning(LocalChallenge.attempts, LocalChallenge.code_mac)
-            .execution_options(synchronize_session=False)
+        row = await windows.tx.first(
+            _TAKE_TRY,
+            id=challenge_id,
+            identifier=keys.identifier,
+            requester=keys.requester,
+            tries=limits.tries_per_code,
+            now=windows.now,
         )
-        row = claimed.one_or_none()
         if row is None:
             raise _Refused(await self._why_not(windows, challenge_id, keys))
         attempts, stored = row
@@ -433,21 +405,16 @@ class LocalAuthStore:
         self, windows: _Windows, challenge_id: str, keys: Keys
     ) -> Expired | OutOfTries:
         """Why a try could not be taken: the code is spent, used, expired or not this one."""
-        row = (
-            await windows.session.execute(
-                select(LocalChallenge.consumed_at, LocalChallenge.attempts).where(
-                    LocalChallenge.id == challenge_id,
-                    LocalChallenge.identifier_index == keys.identifier,
-                    LocalChallenge.requester_index == keys.requester,
-                )
-            )
-        ).one_or_none()
-        if (
-            row is not None
-            and row.consumed_at is None
-            and row.attempts >= self._limits.tries_per_code
-        ):
-            return OutOfTries(await self._locked_until(windows, keys))
+        row = await windows.tx.first(
+            _CHALLENGE_STATE,
+            id=challenge_id,
+            identifier=keys.identifier,
+            requester=keys.requester,
+        )
+        if row is not None:
+            consumed_at, attempts, _expires_at = row
+            if consumed_at is None and attempts >= self._limits.tries_per_code:
+                return OutOfTries(await self._locked_until(windows, keys))
         return Expired()
 
     async def _locked_until(self, windows: _Windows, keys: Keys) -> datetime | None:
@@ -482,36 +449,20 @@ class LocalAuthStore:
         account is gone, which rolls the whole transaction back.
         """
 
-        async def work(session: AsyncSession) -> None:
-            used = await session.scalar(
-                update(LocalChallenge)
-                .where(
-                    LocalChallenge.id == challenge_id,
-                    LocalChallenge.identifier_index == keys.identifier,
-                    LocalChallenge.requester_index == keys.requester,
-                    LocalChallenge.consumed_at.is_(None),
-                )
-                .values(consumed_at=now)
-                .returning(LocalChallenge.id)
-                .execution_options(synchronize_session=False)
+        async def work(tx: Tx) -> None:
+            used = await tx.scalar(
+                _USE_CODE,
+                id=challenge_id,
+                identifier=keys.identifier,
+                requester=keys.requester,
+                now=now,
             )
             if used is None:
                 raise StaleVerification("the code was used or erased meanwhile")
             # Held until the link is stored: an erasure waits for it, then sees the link.
-            account = await session.scalar(
-                select(LocalAccount.id)
-                .where(LocalAccount.id == account_id)
-                .with_for_update(read=True)
-            )
-            if account is None:
+            if await tx.scalar(_HOLD_ACCOUNT, id=account_id) is None:
                 raise StaleVerification("the account was erased meanwhile")
-            await session.execute(
-                delete(LocalEvent).where(
-                    LocalEvent.kind == FAILURE,
-                    LocalEvent.key == keys.identifier,
-                    LocalEvent.requester == keys.requester,
-                )
-            )
+            await tx.run(_FORGIVE, identifier=keys.identifier, requester=keys.requester)
 
         return work
 
@@ -529,43 +480,31 @@ class LocalAuthStore:
     ) -> tuple[str, bool]:
         """The id of the address's account, and whether this challenge created it (the
         sign-up), which stays true when the same code is checked again after a crash."""
-        async with self._sessions() as session:
-            try:
-                async with session.begin():
-                    existing = (
-                        await session.execute(
-                            select(LocalAccount.id, LocalAccount.created_by).where(
-                                # During a secret rotation the row may still carry the old index.
-                                LocalAccount.identifier_index.in_(self._vault.indexes(kind, value))
-                            )
-                        )
-                    ).one_or_none()
-                    if existing is not None:
-                        return existing.id, existing.created_by == challenge_id
-                    session.add(
-                        LocalAccount(
-                            id=new_id,
-                            identifier_kind=kind,
-                            identifier_index=keys.identifier,
-                            identifier_enc=self._vault.encrypt(value),
-                            created_by=challenge_id,
-                            created_at=now,
-                        )
-                    )
-                    await session.flush()
-            except IntegrityError:
-                # Another first verification of the same address won the unique index: its
-                # account is the one.
-                async with session.begin():
-                    winner = (
-                        await session.execute(
-                            select(LocalAccount.id, LocalAccount.created_by).where(
-                                # During a secret rotation the row may still carry the old index.
-                                LocalAccount.identifier_index.in_(self._vault.indexes(kind, value))
-                            )
-                        )
-                    ).one()
-                return winner.id, winner.created_by == challenge_id
+        # During a secret rotation the row may still carry the old index: each is looked up.
+        indexes = self._vault.indexes(kind, value)
+        find = _account_by(len(indexes))
+        named = {f"index{n}": index for n, index in enumerate(indexes)}
+        try:
+            async with self._direct.transaction() as tx:
+                existing = await tx.first(find, **named)
+                if existing is not None:
+                    return existing[0], existing[1] == challenge_id
+                await tx.run(
+                    _NEW_ACCOUNT,
+                    id=new_id,
+                    kind=kind,
+                    identifier=keys.identifier,
+                    identifier_enc=self._vault.encrypt(value),
+                    created_by=challenge_id,
+                    now=now,
+                )
+        except Conflict:
+            # Another first verification of the same address won the unique index: its
+            # account is the one.
+            async with self._direct.transaction() as tx:
+                winner = await tx.first(find, **named)
+            assert winner is not None
+            return winner[0], winner[1] == challenge_id
         return new_id, True
 
     async def erase(
@@ -616,9 +555,8 @@ class LocalAuthStore:
         """Delete expired challenges and events older than every window."""
         async with self._sessions() as session, session.begin():
             await session.execute(delete(LocalChallenge).where(LocalChallenge.expires_at <= now))
-            await _Windows(session, now).prune(
-                max(self._limits.lockout_window, self._limits.send_window)
-            )
+            older_than = max(self._limits.lockout_window, self._limits.send_window)
+            await session.execute(delete(LocalEvent).where(LocalEvent.at <= now - older_than))
 
 
 def _latest(moments: Sequence[datetime | None]) -> datetime | None:
@@ -648,39 +586,29 @@ _TOTAL_LOCK = _lock_id("total", TOTAL_KEY)
 class _Windows:
     """Sliding-window counts, read and written inside the caller's transaction at `now`."""
 
-    def __init__(self, session: AsyncSession, now: datetime) -> None:
-        self.session = session
+    def __init__(self, tx: Tx, now: datetime) -> None:
+        self.tx = tx
         self.now = now
         self._writing = False
 
     async def hold(self, *locks: int) -> None:
         """Wait for, and keep until the transaction ends, the locks of the keys about to be
         counted; see the module's docstring. The total's lock, when needed, comes last."""
-        if self.session.get_bind().dialect.name == "postgresql":
+        if self.tx.postgresql:
             for lock in sorted(locks):
-                await self.session.execute(
-                    select(func.pg_advisory_xact_lock(literal(lock, BigInteger)))
-                )
+                await self.tx.run(_ADVISORY_LOCK, lock=lock)
         elif not self._writing:
             # SQLite: a write that changes nothing still takes the database's one write lock.
-            await self.session.execute(
-                update(LocalEvent)
-                .where(false())
-                .values(kind=LocalEvent.kind)
-                .execution_options(synchronize_session=False)
-            )
+            await self.tx.run(_TAKE_WRITE_LOCK)
             self._writing = True
 
     async def record(self, entries: Sequence[tuple[str, str, str | None]]) -> list[int]:
         """Write one event per (kind, key, requester) at `now`; returns their ids so they can
         be undone."""
-        rows = [
-            LocalEvent(kind=kind, key=key, requester=requester, at=self.now)
+        return [
+            await self.tx.scalar(_NEW_EVENT, kind=kind, key=key, requester=requester, at=self.now)
             for kind, key, requester in entries
         ]
-        self.session.add_all(rows)
-        await self.session.flush()
-        return [row.id for row in rows]
 
     async def room_at(
         self,
@@ -697,49 +625,171 @@ class _Windows:
         Counts only `requester`'s events when given. `pending` events were recorded at `now`
         by this transaction for the very thing being checked, so they are not counted.
         """
-        query = self._in_window(kind, key, requester, window)
-        count = await self._count(query) - pending
+        mine = requester is not None
+        params = {"kind": kind, "key": key, "since": self.now - window}
+        if mine:
+            params["requester"] = requester
+        count = (await self.tx.scalar(_COUNT[mine], **params) or 0) - pending
         if count < cap:
             return None
         # The window has room once count - cap + 1 of its oldest events have left it.
-        leaves = await self.session.scalar(
-            query.order_by(LocalEvent.at).offset(count - cap).limit(1)
-        )
+        leaves = await self.tx.scalar(_OLDEST[mine], skip=count - cap, **params)
         return (leaves or self.now) + window
-
-    async def prune(self, older_than: timedelta) -> None:
-        await self.session.execute(delete(LocalEvent).where(LocalEvent.at <= self.now - older_than))
-
-    async def _count(self, query: Select[datetime]) -> int:
-        count = await self.session.scalar(select(func.count()).select_from(query.subquery()))
-        return count or 0
 
     async def tally(
         self, windows: Sequence[tuple[str, str, str | None, timedelta]]
     ) -> list[tuple[int, datetime | None]]:
         """For each (kind, key, requester or None, window): how many events it holds and when
         the newest was; all in one query."""
-        matches = [self._matches(*spec) for spec in windows]
-        columns = [
-            column
-            for match in matches
-            for column in (func.count().filter(match), func.max(LocalEvent.at).filter(match))
-        ]
-        row = (await self.session.execute(select(*columns).where(or_(*matches)))).one()
-        values: list[Any] = list(row)
-        return [(int(values[2 * n] or 0), values[2 * n + 1]) for n in range(len(matches))]
+        params: dict[str, Any] = {}
+        for n, (kind, key, requester, window) in enumerate(windows):
+            params |= {f"kind{n}": kind, f"key{n}": key, f"since{n}": self.now - window}
+            if requester is not None:
+                params[f"requester{n}"] = requester
+        shape = tuple(requester is not None for _, _, requester, _ in windows)
+        row = await self.tx.first(_tally(shape), **params)
+        assert row is not None
+        return [(int(row[2 * n] or 0), row[2 * n + 1]) for n in range(len(windows))]
 
-    def _matches(
-        self, kind: str, key: str, requester: str | None, window: timedelta
-    ) -> ColumnElement[bool]:
-        match = and_(
-            LocalEvent.kind == kind,
-            LocalEvent.key == key,
-            LocalEvent.at > self.now - window,
+
+def _match(suffix: str = "", *, mine: bool) -> ColumnElement[bool]:
+    """Events of one kind and key (and requester, when `mine`) in a window."""
+    match = and_(
+        LocalEvent.kind == bindparam("kind" + suffix),
+        LocalEvent.key == bindparam("key" + suffix),
+        LocalEvent.at > bindparam("since" + suffix),
+    )
+    return and_(match, LocalEvent.requester == bindparam("requester" + suffix)) if mine else match
+
+
+@functools.cache
+def _tally(shape: tuple[bool, ...]) -> Query:
+    """The tally of windows, each counted per requester or not as `shape` says."""
+    matches = [_match(str(n), mine=mine) for n, mine in enumerate(shape)]
+    columns = [
+        column
+        for match in matches
+        for column in (func.count().filter(match), func.max(LocalEvent.at).filter(match))
+    ]
+    return Query(select(*columns).where(or_(*matches)))
+
+
+# The store's statements, compiled once (see storage.direct); keyed by "counted per requester".
+_COUNT = {
+    mine: Query(select(func.count()).select_from(LocalEvent).where(_match(mine=mine)))
+    for mine in (False, True)
+}
+_OLDEST = {
+    mine: Query(
+        select(LocalEvent.at)
+        .where(_match(mine=mine))
+        .order_by(LocalEvent.at)
+        .offset(bindparam("skip", type_=Integer))
+        .limit(1)
+    )
+    for mine in (False, True)
+}
+_ADVISORY_LOCK = Query(select(func.pg_advisory_xact_lock(bindparam("lock", type_=BigInteger))))
+_TAKE_WRITE_LOCK = Query(update(LocalEvent).where(false()).values(kind=LocalEvent.kind))
+_NEW_EVENT = Query(
+    insert(LocalEvent)
+    .values(
+        kind=bindparam("kind"),
+        key=bindparam("key"),
+        requester=bindparam("requester"),
+        at=bindparam("at"),
+    )
+    .returning(LocalEvent.id)
+)
+_DROP_EVENT = Query(delete(LocalEvent).where(LocalEvent.id == bindparam("id")))
+_FORGIVE = Query(
+    delete(LocalEvent).where(
+        LocalEvent.kind == FAILURE,
+        LocalEvent.key == bindparam("identifier"),
+        LocalEvent.requester == bindparam("requester"),
+    )
+)
+_THIS_CHALLENGE = (
+    LocalChallenge.id == bindparam("id"),
+    LocalChallenge.identifier_index == bindparam("identifier"),
+    LocalChallenge.requester_index == bindparam("requester"),
+)
+_NEW_CHALLENGE = Query(
+    insert(LocalChallenge).values(
+        id=bindparam("id"),
+        identifier_index=bindparam("identifier"),
+        requester_index=bindparam("requester"),
+        code_mac=bindparam("code_mac"),
+        attempts=0,
+        sends=1,
+        created_at=bindparam("now"),
+        sent_at=bindparam("now"),
+        expires_at=bindparam("expires_at"),
+    )
+)
+_CHALLENGE_STATE = Query(
+    select(LocalChallenge.consumed_at, LocalChallenge.attempts, LocalChallenge.expires_at).where(
+        *_THIS_CHALLENGE
+    )
+)
+_TAKE_TRY = Query(
+    update(LocalChallenge)
+    .where(
+        *_THIS_CHALLENGE,
+        LocalChallenge.consumed_at.is_(None),
+        LocalChallenge.attempts < bindparam("tries"),
+        LocalChallenge.expires_at > bindparam("now"),
+    )
+    .values(attempts=LocalChallenge.attempts + 1)
+    .returning(LocalChallenge.attempts, LocalChallenge.code_mac)
+)
+_USE_CODE = Query(
+    update(LocalChallenge)
+    .where(*_THIS_CHALLENGE, LocalChallenge.consumed_at.is_(None))
+    .values(consumed_at=bindparam("now"))
+    .returning(LocalChallenge.id)
+)
+_REPLACE_CODE = Query(
+    update(LocalChallenge)
+    .where(LocalChallenge.id == bindparam("id"), LocalChallenge.consumed_at.is_(None))
+    .values(
+        code_mac=bindparam("code_mac"),
+        sends=LocalChallenge.sends + 1,
+        sent_at=bindparam("now"),
+        expires_at=bindparam("expires_at"),
+    )
+    .returning(LocalChallenge.id)
+)
+_DROP_CHALLENGE = Query(delete(LocalChallenge).where(LocalChallenge.id == bindparam("id")))
+_DROP_OTHER_CHALLENGES = Query(
+    delete(LocalChallenge).where(
+        LocalChallenge.identifier_index == bindparam("identifier"),
+        LocalChallenge.requester_index == bindparam("requester"),
+        LocalChallenge.id != bindparam("keep"),
+    )
+)
+
+
+@functools.cache
+def _account_by(indexes: int) -> Query:
+    """The account whose index is any of `indexes` parameters (index0, index1, ...)."""
+    return Query(
+        select(LocalAccount.id, LocalAccount.created_by).where(
+            or_(*(LocalAccount.identifier_index == bindparam(f"index{n}") for n in range(indexes)))
         )
-        return match if requester is None else and_(match, LocalEvent.requester == requester)
+    )
 
-    def _in_window(
-        self, kind: str, key: str, requester: str | None, window: timedelta
-    ) -> Select[datetime]:
-        return select(LocalEvent.at).where(self._matches(kind, key, requester, window))
+
+_HOLD_ACCOUNT = Query(
+    select(LocalAccount.id).where(LocalAccount.id == bindparam("id")).with_for_update(read=True)
+)
+_NEW_ACCOUNT = Query(
+    insert(LocalAccount).values(
+        id=bindparam("id"),
+        identifier_kind=bindparam("kind"),
+        identifier_index=bindparam("identifier"),
+        identifier_enc=bindparam("identifier_enc"),
+        created_by=bindparam("created_by"),
+        created_at=bindparam("now"),
+    )
+)

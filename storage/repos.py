@@ -10,11 +10,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Final, TypeAlias
 
-from sqlalchemy import BigInteger, delete, exists, false, literal, or_, select
+from sqlalchemy import BigInteger, bindparam, delete, exists, insert, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from storage.direct import Conflict, Query, Tx, direct
 from storage.models import (
     AuditEvent,
     Base,
@@ -64,7 +66,9 @@ class AuditRecord:
 
 # Database work another part (an auth backend) needs done in the transaction that stores an
 # update's outcome, e.g. using up the code whose check produced the link being written.
-Work: TypeAlias = Callable[[AsyncSession], Awaitable[None]]
+Work: TypeAlias = Callable[[Tx], Awaitable[None]]
+# Other parts' erasure of a person's rows, in the transaction of the erasure.
+SessionWork: TypeAlias = Callable[[AsyncSession], Awaitable[None]]
 
 
 class Unchanged:
@@ -110,9 +114,89 @@ class Duplicate(Exception):
 
 def _insert(session: AsyncSession, model: type[Base]) -> Any:
     """INSERT with ON CONFLICT (an upsert), in the session's database's dialect."""
-    if session.get_bind().dialect.name == "postgresql":
+    return _insert_for(session.get_bind().dialect, model)
+
+
+def _insert_for(dialect: Dialect, model: type[Base]) -> Any:
+    if dialect.name == "postgresql":
         return postgresql.insert(model)
     return sqlite.insert(model)
+
+
+# The statements of every update, compiled once (see storage.direct).
+_USER = bindparam("user_id", type_=BigInteger)
+_ME = select(_USER.label("id")).subquery()
+_LOAD = Query(
+    select(
+        exists().where(HandledUpdate.update_id == bindparam("update_id", type_=BigInteger)),
+        Conversation.step,
+        Conversation.data_enc,
+        Link.telegram_user_id,
+        Link.backend,
+        Link.auth_user_id,
+        Link.identifier_kind,
+        Link.identifier_enc,
+        Link.session_id,
+        Link.state_enc,
+        Link.signed_up,
+        Link.linked_at,
+    )
+    .select_from(_ME)
+    .outerjoin(Conversation, Conversation.telegram_user_id == _ME.c.id)
+    .outerjoin(Link, Link.telegram_user_id == _ME.c.id)
+)
+_HANDLED = Query(insert(HandledUpdate).values(update_id=bindparam("update_id"), at=bindparam("at")))
+_USER_FIELDS = ("username", "first_name", "language_code")
+
+
+def _upsert_user(dialect: Dialect) -> Any:
+    """One statement, not a read and then a write; the row changes only when the person's
+    Telegram name or language did."""
+    values: dict[str, Any] = {name: bindparam(name) for name in _USER_FIELDS}
+    changed = or_(*(getattr(TelegramUser, k).is_distinct_from(v) for k, v in values.items()))
+    return (
+        _insert_for(dialect, TelegramUser)
+        .values(id=_USER, created_at=bindparam("now"), updated_at=bindparam("now"), **values)
+        .on_conflict_do_update(
+            index_elements=[TelegramUser.id],
+            set_={**values, "updated_at": bindparam("now")},
+            where=changed,
+        )
+    )
+
+
+def _upsert_conversation(dialect: Dialect) -> Any:
+    values: dict[str, Any] = {
+        "step": bindparam("step"),
+        "data_enc": bindparam("data"),
+        "updated_at": bindparam("now"),
+    }
+    return (
+        _insert_for(dialect, Conversation)
+        .values(telegram_user_id=_USER, **values)
+        .on_conflict_do_update(index_elements=[Conversation.telegram_user_id], set_=values)
+    )
+
+
+_SAVE_USER = Query(_upsert_user)
+_SAVE_CONVERSATION = Query(_upsert_conversation)
+_DROP_CONVERSATION = Query(delete(Conversation).where(Conversation.telegram_user_id == _USER))
+_DROP_LINK = Query(delete(Link).where(Link.telegram_user_id == _USER))
+_LINK_FIELDS = (
+    "telegram_user_id",
+    "backend",
+    "auth_user_id",
+    "session_id",
+    "identifier_kind",
+    "identifier_index",
+    "identifier_enc",
+    "state_enc",
+    "signed_up",
+    "linked_at",
+)
+_SAVE_LINK = Query(insert(Link).values({name: bindparam(name) for name in _LINK_FIELDS}))
+_AUDIT_FIELDS = ("at", "event", "telegram_user_id", "backend", "auth_user_id", "detail")
+_AUDIT = Query(insert(AuditEvent).values({name: bindparam(name) for name in _AUDIT_FIELDS}))
 
 
 class Store:
@@ -122,9 +206,10 @@ class Store:
         vault: Vault,
         *,
         after_erase: Callable[[], Awaitable[object]] | None = None,
-        erase_also: Sequence[Callable[[int], Work]] = (),
+        erase_also: Sequence[Callable[[int], SessionWork]] = (),
     ) -> None:
         self._sessions = sessions
+        self._direct = direct(sessions)
         self._vault = vault
         # Other parts' rows about a person (the gate's), erased in the same transaction.
         self._erase_also = tuple(erase_also)
@@ -133,28 +218,37 @@ class Store:
 
     async def load(self, user_id: int, update_id: int | None = None) -> Loaded:
         """The person's conversation and link, and whether the update was handled: one query."""
-        handled = (
-            exists().where(HandledUpdate.update_id == update_id)
-            if update_id is not None
-            else false()
-        )
-        me = select(literal(user_id, BigInteger).label("id")).subquery()
-        query = (
-            select(handled.label("handled"), Conversation, Link)
-            .select_from(me)
-            .outerjoin(Conversation, Conversation.telegram_user_id == me.c.id)
-            .outerjoin(Link, Link.telegram_user_id == me.c.id)
-        )
-        async with self._sessions() as session:
-            row = (await session.execute(query)).one()
+        async with self._direct.transaction() as tx:
+            row = await tx.first(_LOAD, user_id=user_id, update_id=update_id)
+        assert row is not None
+        handled, step, data_enc, linked, *link = row
         return Loaded(
-            self._conversation_record(row.Conversation) if row.Conversation else None,
-            self._link_record(row.Link) if row.Link else None,
-            bool(row.handled),
+            ConversationRecord(step, self._vault.decrypt(data_enc) if data_enc else {})
+            if step is not None
+            else None,
+            self._link_record(linked, *link) if linked is not None else None,
+            bool(handled),
         )
 
     async def apply(self, changes: Changes) -> None:
         """Write one update's outcome, all or nothing; raises Duplicate for a redelivery."""
+        if changes.erase:
+            await self._apply_erasure(changes)
+            return
+        async with self._direct.transaction() as tx:
+            if changes.update_id is not None:
+                try:
+                    await tx.run(_HANDLED, update_id=changes.update_id, at=utcnow())
+                except Conflict:
+                    raise Duplicate(changes.update_id) from None
+            for work in changes.work:
+                await work(tx)
+            await self._write(tx, changes)
+
+    async def _apply_erasure(self, changes: Changes) -> None:
+        """Erasure touches other parts' rows too (the gate's), written through sessions."""
+        if changes.work:
+            raise ValueError("an erasure carries no other work")
         async with self._sessions.begin() as session:
             if changes.update_id is not None:
                 session.add(HandledUpdate(update_id=changes.update_id))
@@ -162,10 +256,8 @@ class Store:
                     await session.flush()
                 except IntegrityError:
                     raise Duplicate(changes.update_id) from None
-            for work in changes.work:
-                await work(session)
-            await self._write(session, changes)
-        if changes.erase and self._after_erase is not None:
+            await self._erase(session, changes.user.id)
+        if self._after_erase is not None:
             await self._after_erase()
 
     async def forget_handled(self, older_than: datetime) -> int:
@@ -176,42 +268,60 @@ class Store:
             )
             return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
-    async def _write(self, session: AsyncSession, changes: Changes) -> None:
-        user_id = changes.user.id
-        if changes.erase:
-            await self._erase(session, user_id)
-            return
-        await self._upsert_user(session, changes.user)
-        if changes.conversation is None:
-            await session.execute(
-                delete(Conversation).where(Conversation.telegram_user_id == user_id)
-            )
+    async def _write(self, tx: Tx, changes: Changes) -> None:
+        user, now = changes.user, utcnow()
+        await tx.run(
+            _SAVE_USER,
+            user_id=user.id,
+            username=user.username,
+            first_name=user.first_name,
+            language_code=user.language_code,
+            now=now,
+        )
+        record = changes.conversation
+        if record is None:
+            await tx.run(_DROP_CONVERSATION, user_id=user.id)
         else:
-            await self._save_conversation(session, user_id, changes.conversation)
-        if changes.link is None:
-            await session.execute(delete(Link).where(Link.telegram_user_id == user_id))
-        elif isinstance(changes.link, LinkRecord):
-            await self._save_link(session, changes.link)
-        for record in changes.audit:
-            session.add(
-                AuditEvent(
-                    event=record.event,
-                    telegram_user_id=user_id,
-                    backend=record.backend,
-                    auth_user_id=record.auth_user_id,
-                    detail=record.detail,
-                )
+            data = self._vault.encrypt(record.data) if record.data else None
+            await tx.run(_SAVE_CONVERSATION, user_id=user.id, step=record.step, data=data, now=now)
+        link = changes.link
+        if link is None:
+            await tx.run(_DROP_LINK, user_id=user.id)
+        elif isinstance(link, LinkRecord):
+            await tx.run(_DROP_LINK, user_id=link.telegram_user_id)
+            await tx.run(
+                _SAVE_LINK,
+                telegram_user_id=link.telegram_user_id,
+                backend=link.backend,
+                auth_user_id=link.auth_user_id,
+                session_id=link.session_id,
+                identifier_kind=link.identifier_kind,
+                identifier_index=self._vault.index(link.identifier_kind, link.identifier_value),
+                identifier_enc=self._vault.encrypt(link.identifier_value),
+                state_enc=self._vault.encrypt(link.state) if link.state else None,
+                signed_up=link.signed_up,
+                linked_at=link.linked_at or now,
+            )
+        for entry in changes.audit:
+            await tx.run(
+                _AUDIT,
+                at=now,
+                event=entry.event,
+                telegram_user_id=user.id,
+                backend=entry.backend,
+                auth_user_id=entry.auth_user_id,
+                detail=entry.detail,
             )
 
     async def get_link(self, user_id: int) -> LinkRecord | None:
         async with self._sessions() as session:
             link = await session.get(Link, user_id)
-            return self._link_record(link) if link else None
+            return self._link_of(link) if link else None
 
     async def list_links(self) -> list[LinkRecord]:
         async with self._sessions() as session:
             rows = await session.scalars(select(Link).order_by(Link.linked_at))
-            return [self._link_record(row) for row in rows]
+            return [self._link_of(row) for row in rows]
 
     async def audit_for(self, user_id: int) -> list[AuditRecord]:
         async with self._sessions() as session:
@@ -237,70 +347,39 @@ class Store:
             )
         )
 
-    async def _upsert_user(self, session: AsyncSession, info: UserInfo) -> None:
-        """One statement, not a read and then a write; the row changes only when the person's
-        Telegram name or language did."""
-        values = {
-            "username": info.username,
-            "first_name": info.first_name,
-            "language_code": info.language_code,
-        }
-        insert = _insert(session, TelegramUser).values(id=info.id, **values)
-        changed = or_(*(getattr(TelegramUser, k).is_distinct_from(v) for k, v in values.items()))
-        await session.execute(
-            insert.on_conflict_do_update(
-                index_elements=[TelegramUser.id],
-                set_={**values, "updated_at": utcnow()},
-                where=changed,
-            )
-        )
-
-    async def _save_conversation(
-        self, session: AsyncSession, user_id: int, record: ConversationRecord
-    ) -> None:
-        values = {
-            "step": record.step,
-            "data_enc": self._vault.encrypt(record.data) if record.data else None,
-            "updated_at": utcnow(),
-        }
-        insert = _insert(session, Conversation).values(telegram_user_id=user_id, **values)
-        await session.execute(
-            insert.on_conflict_do_update(
-                index_elements=[Conversation.telegram_user_id], set_=values
-            )
-        )
-
-    async def _save_link(self, session: AsyncSession, record: LinkRecord) -> None:
-        await session.execute(delete(Link).where(Link.telegram_user_id == record.telegram_user_id))
-        await session.flush()
-        session.add(
-            Link(
-                telegram_user_id=record.telegram_user_id,
-                backend=record.backend,
-                auth_user_id=record.auth_user_id,
-                session_id=record.session_id,
-                identifier_kind=record.identifier_kind,
-                identifier_index=self._vault.index(record.identifier_kind, record.identifier_value),
-                identifier_enc=self._vault.encrypt(record.identifier_value),
-                state_enc=self._vault.encrypt(record.state) if record.state else None,
-                signed_up=record.signed_up,
-                **({"linked_at": record.linked_at} if record.linked_at else {}),
-            )
-        )
-
-    def _conversation_record(self, row: Conversation) -> ConversationRecord:
-        data = self._vault.decrypt(row.data_enc) if row.data_enc else {}
-        return ConversationRecord(row.step, data)
-
-    def _link_record(self, row: Link) -> LinkRecord:
+    def _link_record(
+        self,
+        telegram_user_id: int,
+        backend: str,
+        auth_user_id: str,
+        identifier_kind: str,
+        identifier_enc: bytes,
+        session_id: str | None,
+        state_enc: bytes | None,
+        signed_up: bool,
+        linked_at: datetime | None,
+    ) -> LinkRecord:
         return LinkRecord(
-            telegram_user_id=row.telegram_user_id,
-            backend=row.backend,
-            auth_user_id=row.auth_user_id,
-            identifier_kind=row.identifier_kind,
-            identifier_value=self._vault.decrypt(row.identifier_enc),
-            session_id=row.session_id,
-            state=self._vault.decrypt(row.state_enc) if row.state_enc else {},
-            signed_up=row.signed_up,
-            linked_at=row.linked_at,
+            telegram_user_id=telegram_user_id,
+            backend=backend,
+            auth_user_id=auth_user_id,
+            identifier_kind=identifier_kind,
+            identifier_value=self._vault.decrypt(identifier_enc),
+            session_id=session_id,
+            state=self._vault.decrypt(state_enc) if state_enc else {},
+            signed_up=bool(signed_up),
+            linked_at=linked_at,
+        )
+
+    def _link_of(self, row: Link) -> LinkRecord:
+        return self._link_record(
+            row.telegram_user_id,
+            row.backend,
+            row.auth_user_id,
+            row.identifier_kind,
+            row.identifier_enc,
+            row.session_id,
+            row.state_enc,
+            row.signed_up,
+            row.linked_at,
         )

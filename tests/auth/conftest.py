@@ -18,6 +18,7 @@ from bot.auth.delivery import DeliveryError
 from bot.auth.limits import LocalLimits
 from bot.auth.local import LocalBackend
 from bot.identifiers import Identifier, IdentifierKind
+from storage.direct import direct
 from storage.engine import SessionFactory, create_engine, session_factory
 from storage.models import Base, Link, LocalAccount, LocalChallenge, LocalEvent, TelegramUser
 from storage.vault import Vault
@@ -154,8 +155,8 @@ async def challenge_row(sessions: SessionFactory, challenge: Challenge) -> Local
 async def finish(sessions: SessionFactory, identity: VerifiedIdentity) -> None:
     """Make a verification final, as the chat does in the transaction that stores the link."""
     assert identity.commit is not None
-    async with sessions.begin() as session:
-        await identity.commit(session)
+    async with direct(sessions).transaction() as tx:
+        await identity.commit(tx)
 
 
 async def sign_in(

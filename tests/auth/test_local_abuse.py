@@ -11,6 +11,7 @@ from sqlalchemy import delete
 from bot.auth.base import CodeExpired, LinkRef, RateLimited, TooManyAttempts, WrongCode
 from bot.auth.limits import LocalLimits
 from bot.auth.local import LocalBackend
+from storage.direct import Query, direct
 from storage.engine import SessionFactory
 from storage.local_auth import FAILURE, StaleVerification
 from storage.models import Link, LocalAccount, LocalChallenge
@@ -180,9 +181,9 @@ async def test_a_refused_commit_rolls_back_the_rest_of_its_transaction(
     assert second.commit is not None
 
     with pytest.raises(StaleVerification):
-        async with sessions.begin() as session:
-            await second.commit(session)
-            await session.execute(delete(LocalAccount))
+        async with direct(sessions).transaction() as tx:
+            await second.commit(tx)
+            await tx.run(Query(delete(LocalAccount)))
 
     assert len(await rows(sessions, LocalAccount)) == 1
 

@@ -25,6 +25,7 @@ import asyncio
 import os
 import re
 import shutil
+import sqlite3
 import string
 from collections.abc import Coroutine
 from dataclasses import dataclass, replace
@@ -44,8 +45,8 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 from sqlalchemy import create_engine as create_sync_engine
-from sqlalchemy import event as db_event
 from sqlalchemy import select
+from sqlalchemy import text as sql
 
 from bot.auth import codes
 from bot.auth.base import Challenge
@@ -118,7 +119,6 @@ WRONG = re.compile(re.escape(texts.EN["wrong_code"]).replace(re.escape("{tries}"
 WRONG_ONE = texts.EN["wrong_code_one"]
 ARABIC_INDIC = str.maketrans(string.digits, "٠١٢٣٤٥٦٧٨٩")
 # The write that records an update as handled, made in the transaction that stores its outcome.
-_HANDLED_INSERT = re.compile(rf"\s*INSERT\s+INTO\s+{HandledUpdate.__tablename__}\b", re.IGNORECASE)
 
 
 class Clock:
@@ -183,8 +183,14 @@ class Seen:
     failures: dict[str, int]  # key -> failures inside the lockout window
 
 
-class PowerCut(Exception):
-    """The process dies as it writes an update's outcome: nothing of that transaction lands."""
+# The process dies as it writes an update's outcome: nothing of that transaction lands. The row
+# saying "handled" goes in with the outcome it records, so failing that write is dying between
+# deciding an update and storing what it decided. A trigger on the bot's own connection (the
+# pool's one SQLite connection) does it; the restart that follows drops it with the connection.
+_POWER_CUT = sql(
+    f"CREATE TEMP TRIGGER power_cut BEFORE INSERT ON {HandledUpdate.__tablename__} "
+    "BEGIN SELECT RAISE(ABORT, 'power cut'); END"
+)
 
 
 class ConversationMachine(RuleBasedStateMachine):
@@ -211,7 +217,6 @@ class ConversationMachine(RuleBasedStateMachine):
         self.used_codes: list[str] = []
         self.handled: list[Incoming] = []
         self.update_id = 0
-        self.armed = False
         self._boot()
 
     # -- the parts, and a restart ----------------------------------------------------------
@@ -219,7 +224,6 @@ class ConversationMachine(RuleBasedStateMachine):
     def _boot(self) -> None:
         """Everything a process builds on start; nothing survives from the previous one."""
         self.database = Database(f"sqlite+aiosqlite:///{self.path}")
-        db_event.listen(self.database.engine.sync_engine, "before_cursor_execute", self._cut)
         backend = LocalBackend(
             self.database.sessions, VAULT, self.channels, app_name=APP, clock=self.clock
         )
@@ -228,12 +232,10 @@ class ConversationMachine(RuleBasedStateMachine):
             Conversation(backend, app_name=APP, clock=self.clock), self.store
         )
 
-    def _cut(self, _conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
-        # The row saying "handled" goes in with the outcome it records, so dying at that write
-        # is dying between deciding an update and storing what it decided.
-        if self.armed and _HANDLED_INSERT.match(statement):
-            self.armed = False
-            raise PowerCut()
+    async def _arm_power_cut(self) -> None:
+        async with self.database.engine.connect() as connection:
+            await connection.execute(_POWER_CUT)
+            await connection.commit()
 
     def run(self, coro: Coroutine[Any, Any, T]) -> T:
         return self.loop.run(coro)
@@ -389,8 +391,8 @@ class ConversationMachine(RuleBasedStateMachine):
         incoming = Incoming(who, event_, self.update_id)
         before = self.look()
         start = len(self.sent)
-        self.armed = True
-        with pytest.raises(PowerCut):
+        self.run(self._arm_power_cut())
+        with pytest.raises(sqlite3.IntegrityError, match="power cut"):
             self.run(self.service.handle(incoming))
         self._attribute(who.id, self.sent[start:])
         after = self.look()

@@ -55,8 +55,8 @@ class World:
         self.clock = Clock()
         self._dbs: list[Database] = []
         self.db = self.database()
-        self.links = Store(self.db.sessions, VAULT)
         self.store = GateStore(self.db.sessions)
+        self.links = Store(self.db.sessions, VAULT, erase_also=[self.store.erasure])
         self.gate = self.new_gate()
 
     def database(self) -> Database:
@@ -123,14 +123,7 @@ class World:
 
     async def erase(self, person: Person) -> None:
         """The conversation's erasure, with the gate's rows erased in the same transaction."""
-        await self.links.apply(
-            Changes(
-                user=UserInfo(person.id),
-                conversation=None,
-                erase=True,
-                work=[self.store.erasure(person.id)],
-            )
-        )
+        await self.links.apply(Changes(user=UserInfo(person.id), conversation=None, erase=True))
 
     async def log(self, chat_id: int = GROUP) -> list[tuple[int | None, str, str]]:
         return [(e.user_id, e.action, e.rule) for e in await self.store.read_log(chat_id)]
