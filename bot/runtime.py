@@ -32,6 +32,9 @@ from bot.wiring import App
 log = logging.getLogger(__name__)
 
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"  # noqa: S105 - a header name
+# The share of the updates in flight to finish before polling again when a poll brought only
+# them back (see _poll).
+REPOLL_SHARE = 0.125
 POLL_TIMEOUT = 20  # seconds a getUpdates long poll waits for news
 DRAIN_TIMEOUT = 25.0  # seconds a stop waits for updates in flight (container stops allow ~30)
 GATE_EVERY = 5.0  # seconds between looks at the gate's deadlines and missed decisions
@@ -200,9 +203,12 @@ class Runner(Generic[U]):
             for update in fetched.fresh:
                 self._submit(update)
             if fetched.repeated and not fetched.fresh:
-                # Only updates still in flight came back (they are not confirmed yet): wait for
-                # one to finish rather than asking again at once.
-                await self.lanes.progress(within=0.5)
+                # Only updates still in flight came back (they are not confirmed yet), and the
+                # next poll would bring them all back again: wait for a share of them to finish
+                # rather than asking again at once. Many in flight means many finishing soon, so
+                # the wait stays short while the polls (each costing every update in flight)
+                # stay few.
+                await self.lanes.progress(within=0.5, share=REPOLL_SHARE)
             offset = self.lanes.confirm_point()
 
     async def _start_webhook(self) -> None:

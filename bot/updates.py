@@ -31,6 +31,7 @@ class Lanes:
         self._finished: set[int] = set()  # done, but above the last confirm point
         self._highest: int | None = None
         self._progress = asyncio.Event()
+        self._awaited = 0  # how many more updates must finish before `progress` returns
 
     def __len__(self) -> int:
         return len(self._running)
@@ -69,7 +70,9 @@ class Lanes:
         if not task.cancelled() and task.exception() is not None:
             exc = task.exception()
             log.error("update %s failed: %s", update_id, type(exc).__name__)
-        self._progress.set()
+        self._awaited -= 1
+        if self._awaited <= 0:
+            self._progress.set()
 
     def confirm_point(self) -> int | None:
         """The getUpdates offset that confirms exactly what is finished (None: nothing seen)."""
@@ -85,8 +88,10 @@ class Lanes:
         self._finished = {update_id for update_id in self._finished if update_id >= point}
         return point
 
-    async def progress(self, within: float) -> None:
-        """Wait until some update finishes, or `within` seconds."""
+    async def progress(self, within: float, *, share: float = 0.0) -> None:
+        """Wait until updates finish, at least one and `share` of those running, or until
+        `within` seconds have passed."""
+        self._awaited = max(1, int(len(self._running) * share))
         self._progress.clear()
         try:
             await asyncio.wait_for(self._progress.wait(), within)

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from aiogram import F, Router
+from aiogram import Router
 from aiogram.types import (
     ChatAdministratorRights,
     ChatJoinRequest,
@@ -20,8 +20,9 @@ from aiogram.types import (
 from bot.calls import PERMISSIONS, RIGHTS
 from bot.gate import texts
 from bot.gate.model import RIGHTS_CHANNEL, RIGHTS_GROUP
-from bot.gate_chats import GATE_COMMAND, GONE, MemberChange
+from bot.gate_chats import GONE, MemberChange
 from bot.mounted import Parts
+from bot.telegram import filters
 from bot.telegram.convert import person
 
 # The request_id of each "add a chat" button, so an answer says which was pressed.
@@ -78,7 +79,7 @@ def gate_router(parts: Parts) -> Router:
             present=new.status not in GONE,
         )
 
-    @router.message(F.chat.type.in_({"group", "supergroup"}), F.text.regexp(GATE_COMMAND))
+    @router.message(filters.gate_command_in_group)
     async def on_gate_command(message: Message) -> None:
         assert message.text is not None
         chat = message.chat
@@ -91,12 +92,12 @@ def gate_router(parts: Parts) -> Router:
             as_chat=message.sender_chat is not None and message.sender_chat.id == chat.id,
         )
 
-    @router.message(F.chat.type == "private", F.from_user, F.text.regexp(GATE_COMMAND))
+    @router.message(filters.gate_command_in_private)
     async def on_private_gate(message: Message) -> None:
         assert message.text is not None and message.from_user is not None
         await parts.gate.on_private_command(message.from_user.id, message.chat.id, message.text)
 
-    @router.message(F.chat.type == "private", F.from_user, F.chat_shared)
+    @router.message(filters.chat_shared)
     async def on_chat_shared(message: Message) -> None:
         assert message.chat_shared is not None and message.from_user is not None
         await parts.gate.on_chat_shared(
