@@ -24,6 +24,7 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.sql import ClauseElement
 from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.util import greenlet_spawn
 
 from storage.engine import InlineConnection
 
@@ -223,14 +224,16 @@ class Direct:
     """Transactions for `Query` objects on the connections of one engine."""
 
     def __init__(self, engine: AsyncEngine) -> None:
-        self._engine = engine
+        self._pool = engine.sync_engine.pool
         self.dialect = engine.dialect
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Tx]:
         """Committed when the block ends, rolled back when it raises."""
-        async with self._engine.connect() as connection:
-            driver = (await connection.get_raw_connection()).driver_connection
+        # Straight from the pool: an AsyncConnection around it would cost twice the checkout.
+        pooled = await greenlet_spawn(self._pool.connect)
+        try:
+            driver = pooled.driver_connection
             tx: _SqliteTx | _PostgresTx
             if isinstance(driver, InlineConnection):
                 tx = _SqliteTx(self.dialect, driver)
@@ -242,9 +245,17 @@ class Direct:
             try:
                 yield tx
             except BaseException:
-                await tx.rollback()
+                try:
+                    await tx.rollback()
+                except Exception:
+                    # The connection is broken (the server went away): the pool must not hand
+                    # it out again. The error that brought us here is the one to raise.
+                    await greenlet_spawn(pooled.invalidate)
                 raise
             await tx.commit()
+        finally:
+            # Back to the pool, which resets it (a rollback, a no-op after the commit).
+            await greenlet_spawn(pooled.close)
 
 
 _BY_ENGINE: WeakKeyDictionary[Any, Direct] = WeakKeyDictionary()
