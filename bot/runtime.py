@@ -32,9 +32,11 @@ from bot.wiring import App
 log = logging.getLogger(__name__)
 
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"  # noqa: S105 - a header name
-# The share of the updates in flight to finish before polling again when a poll brought only
-# them back (see _poll).
+# When updates are in flight, poll again once this share of them finished, or after this long
+# per update (at most REPOLL_MAX), whichever comes first (see _poll).
 REPOLL_SHARE = 0.125
+REPOLL_EACH = 0.002
+REPOLL_MAX = 0.5
 POLL_TIMEOUT = 20  # seconds a getUpdates long poll waits for news
 DRAIN_TIMEOUT = 25.0  # seconds a stop waits for updates in flight (container stops allow ~30)
 GATE_EVERY = 5.0  # seconds between looks at the gate's deadlines and missed decisions
@@ -202,13 +204,15 @@ class Runner(Generic[U]):
             delay = 1.0
             for update in fetched.fresh:
                 self._submit(update)
-            if fetched.repeated and not fetched.fresh:
-                # Only updates still in flight came back (they are not confirmed yet), and the
-                # next poll would bring them all back again: wait for a share of them to finish
-                # rather than asking again at once. Many in flight means many finishing soon, so
-                # the wait stays short while the polls (each costing every update in flight)
-                # stay few.
-                await self.lanes.progress(within=0.5, share=REPOLL_SHARE)
+            if back := fetched.repeated + len(fetched.fresh):
+                # Telegram hands back every update not yet confirmed, and an update is confirmed
+                # only once handled, so the next poll returns at once with these `back` in it:
+                # long polling turns into short polling while they run. Poll again after a
+                # share of them finish (few polls, each costing all of them, when many run) or
+                # after a pause that grows with them (new updates wait little when few run).
+                await self.lanes.progress(
+                    within=min(REPOLL_MAX, REPOLL_EACH * back), share=REPOLL_SHARE
+                )
             offset = self.lanes.confirm_point()
 
     async def _start_webhook(self) -> None:
