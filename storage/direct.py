@@ -49,7 +49,7 @@ class _Compiled:
         out = []
         for name, literal, process in self.params:
             value = given[name] if literal is _MISSING else literal
-            out.append(process(value) if process is not None and value is not None else value)
+            out.append(value if process is None else process(value))
         return out
 
     def rows(self, raw: Sequence[Sequence[Any]]) -> list[Row]:
@@ -58,7 +58,7 @@ class _Compiled:
             return [tuple(row) for row in raw]
         return [
             tuple(
-                process(value) if process is not None and value is not None else value
+                value if process is None else process(value)
                 for process, value in zip(results, row, strict=True)
             )
             for row in raw
@@ -179,12 +179,7 @@ class _SqliteTx(Tx):
 
 
 _SQLITE_CONFLICTS = frozenset(
-    code
-    for code in (
-        getattr(sqlite3, "SQLITE_CONSTRAINT_PRIMARYKEY", None),
-        getattr(sqlite3, "SQLITE_CONSTRAINT_UNIQUE", None),
-    )
-    if code is not None
+    {sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY, sqlite3.SQLITE_CONSTRAINT_UNIQUE}
 )
 
 
