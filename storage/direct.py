@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, TypeAlias, cast
 from weakref import WeakKeyDictionary
@@ -184,10 +184,10 @@ _SQLITE_CONFLICTS = frozenset(
 
 
 class _PostgresTx(Tx):
-    def __init__(self, dialect: Dialect, connection: asyncpg.Connection) -> None:
+    def __init__(self, dialect: Dialect, connection: asyncpg.Connection, *, atomic: bool) -> None:
         super().__init__(dialect)
         self._connection = connection
-        self._transaction = connection.transaction()
+        self._transaction = connection.transaction() if atomic else None
 
     async def _fetch(self, sql: str, args: list[Any]) -> Sequence[Sequence[Any]]:
         try:
@@ -206,13 +206,16 @@ class _PostgresTx(Tx):
         return int(last) if last.isdigit() else 0
 
     async def begin(self) -> None:
-        await self._transaction.start()
+        if self._transaction is not None:
+            await self._transaction.start()
 
     async def commit(self) -> None:
-        await self._transaction.commit()
+        if self._transaction is not None:
+            await self._transaction.commit()
 
     async def rollback(self) -> None:
-        await self._transaction.rollback()
+        if self._transaction is not None:
+            await self._transaction.rollback()
 
 
 class Direct:
@@ -222,9 +225,17 @@ class Direct:
         self._pool = engine.sync_engine.pool
         self.dialect = engine.dialect
 
-    @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[Tx]:
+    def transaction(self) -> AbstractAsyncContextManager[Tx]:
         """Committed when the block ends, rolled back when it raises."""
+        return self._connected(atomic=True)
+
+    def read(self) -> AbstractAsyncContextManager[Tx]:
+        """For one read on its own: on PostgreSQL no transaction is opened around it (a single
+        statement sees one snapshot anyway), which saves the round trips of BEGIN and COMMIT."""
+        return self._connected(atomic=False)
+
+    @asynccontextmanager
+    async def _connected(self, *, atomic: bool) -> AsyncIterator[Tx]:
         # Straight from the pool: an AsyncConnection around it would cost twice the checkout.
         pooled = await greenlet_spawn(self._pool.connect)
         try:
@@ -233,7 +244,7 @@ class Direct:
             if isinstance(driver, InlineConnection):
                 tx = _SqliteTx(self.dialect, driver)
             elif isinstance(driver, asyncpg.Connection):
-                tx = _PostgresTx(self.dialect, driver)
+                tx = _PostgresTx(self.dialect, driver, atomic=atomic)
                 await tx.begin()
             else:  # pragma: no cover - create_engine makes only these two
                 raise TypeError(f"no direct access to {type(driver).__name__}")
