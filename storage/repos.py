@@ -112,12 +112,8 @@ class Duplicate(Exception):
     """The update was recorded as handled meanwhile (a redelivery raced it); nothing was written."""
 
 
-def _insert(session: AsyncSession, model: type[Base]) -> Any:
-    """INSERT with ON CONFLICT (an upsert), in the session's database's dialect."""
-    return _insert_for(session.get_bind().dialect, model)
-
-
 def _insert_for(dialect: Dialect, model: type[Base]) -> Any:
+    """INSERT with ON CONFLICT (an upsert), in the dialect's own construct."""
     if dialect.name == "postgresql":
         return postgresql.insert(model)
     return sqlite.insert(model)
