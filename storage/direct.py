@@ -222,7 +222,7 @@ class Direct:
     """Transactions for `Query` objects on the connections of one engine."""
 
     def __init__(self, engine: AsyncEngine) -> None:
-        self._pool = engine.sync_engine.pool
+        self._engine = engine.sync_engine
         self.dialect = engine.dialect
 
     def transaction(self) -> AbstractAsyncContextManager[Tx]:
@@ -237,7 +237,8 @@ class Direct:
     @asynccontextmanager
     async def _connected(self, *, atomic: bool) -> AsyncIterator[Tx]:
         # Straight from the pool: an AsyncConnection around it would cost twice the checkout.
-        pooled = await greenlet_spawn(self._pool.connect)
+        # The engine's pool of the moment: dispose() replaces it with a new one.
+        pooled = await greenlet_spawn(self._engine.pool.connect)
         try:
             driver = pooled.driver_connection
             tx: _SqliteTx | _PostgresTx

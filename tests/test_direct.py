@@ -1,0 +1,92 @@
+"""The direct path (storage/direct.py): what it writes reads back the same through the ORM, a
+refused row is a Conflict that keeps nothing, and it never keeps a connection its engine has let
+go of."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from sqlalchemy import bindparam, delete, insert, select
+
+from storage.direct import Conflict, Query, direct
+from storage.engine import Database
+from storage.models import AuditEvent, HandledUpdate
+
+WHEN = datetime(2026, 11, 30, 12, 30, 15, 123456, tzinfo=UTC)
+_AUDIT = Query(
+    insert(AuditEvent)
+    .values(
+        at=bindparam("at"),
+        event=bindparam("event"),
+        telegram_user_id=bindparam("user"),
+        detail=bindparam("detail"),
+    )
+    .returning(AuditEvent.id, AuditEvent.at, AuditEvent.detail)
+)
+_HANDLED = Query(insert(HandledUpdate).values(update_id=bindparam("id"), at=bindparam("at")))
+_FORGET = Query(delete(HandledUpdate))
+_HANDLED_AT = Query(select(HandledUpdate.at).where(HandledUpdate.update_id == bindparam("id")))
+
+
+@pytest.fixture
+async def db(database_url: str) -> AsyncIterator[Database]:
+    database = Database(database_url)
+    await database.create_all()
+    yield database
+    await database.dispose()
+
+
+async def test_values_read_back_the_same_through_the_orm(db: Database) -> None:
+    async with direct(db.sessions).transaction() as tx:
+        row = await tx.first(_AUDIT, at=WHEN, event="linked", user=7, detail={"via": "email"})
+    assert row is not None
+    _id, at, detail = row
+    assert (at, detail) == (WHEN, {"via": "email"})
+    async with db.sessions() as session:
+        stored = (await session.scalars(select(AuditEvent))).one()
+    assert (stored.at, stored.event, stored.telegram_user_id, stored.detail) == (
+        WHEN,
+        "linked",
+        7,
+        {"via": "email"},
+    )
+
+
+async def test_a_refused_row_is_a_conflict_and_its_transaction_keeps_nothing(
+    db: Database,
+) -> None:
+    async with direct(db.sessions).transaction() as tx:
+        await tx.run(_HANDLED, id=1, at=WHEN)
+    with pytest.raises(Conflict):
+        async with direct(db.sessions).transaction() as tx:
+            await tx.run(_HANDLED, id=2, at=WHEN)
+            await tx.run(_HANDLED, id=1, at=WHEN)
+    async with direct(db.sessions).read() as tx:
+        assert await tx.scalar(_HANDLED_AT, id=1) == WHEN
+        assert await tx.scalar(_HANDLED_AT, id=2) is None
+
+
+def _sqlite_threads() -> int:
+    """aiosqlite's connection threads still running, once closed ones had time to end."""
+    threads = [thread for thread in threading.enumerate() if "connection_worker" in thread.name]
+    for thread in threads:
+        thread.join(timeout=5)
+    return sum(thread.is_alive() for thread in threads)
+
+
+async def test_after_the_engine_is_disposed_no_connection_is_left_open(tmp_path: Path) -> None:
+    before = _sqlite_threads()
+    db = Database(f"sqlite+aiosqlite:///{tmp_path}/passgram.db")
+    await db.create_all()
+    for _ in range(2):
+        # dispose() replaces the pool: the next transaction must use the new one, or its
+        # connection (and the thread of aiosqlite's) outlives every dispose.
+        async with direct(db.sessions).transaction() as tx:
+            await tx.run(_HANDLED, id=1, at=WHEN)
+            await tx.run(_FORGET)
+        await db.dispose()
+    assert _sqlite_threads() == before
