@@ -17,7 +17,6 @@ from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, TypeAlias, cast
-from weakref import WeakKeyDictionary
 
 import asyncpg  # type: ignore[import-untyped]
 from sqlalchemy.engine import Dialect
@@ -265,15 +264,10 @@ class Direct:
             await greenlet_spawn(pooled.close)
 
 
-_BY_ENGINE: WeakKeyDictionary[Any, Direct] = WeakKeyDictionary()
-
-
 def direct(sessions: async_sessionmaker[AsyncSession]) -> Direct:
-    """The direct access to the engine `sessions` are bound to (one per engine)."""
+    """Direct access to the engine `sessions` are bound to. Cheap to make: the compiled
+    statements live on the `Query` objects, not here."""
     engine = sessions.kw["bind"]
     if not isinstance(engine, AsyncEngine):
         raise TypeError("the session factory is not bound to an async engine")
-    found = _BY_ENGINE.get(engine.sync_engine)
-    if found is None:
-        found = _BY_ENGINE[engine.sync_engine] = Direct(engine)
-    return found
+    return Direct(engine)
