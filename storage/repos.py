@@ -122,20 +122,24 @@ def _insert_for(dialect: Dialect, model: type[Base]) -> Any:
 # The statements of every update, compiled once (see storage.direct).
 _USER = bindparam("user_id", type_=BigInteger)
 _ME = select(_USER.label("id")).subquery()
+# A link's columns in the order `Store._link_record` takes them, read by a query or off a row.
+_LINK_READ = (
+    Link.telegram_user_id,
+    Link.backend,
+    Link.auth_user_id,
+    Link.identifier_kind,
+    Link.identifier_enc,
+    Link.session_id,
+    Link.state_enc,
+    Link.signed_up,
+    Link.linked_at,
+)
 _LOAD = Query(
     select(
         exists().where(HandledUpdate.update_id == bindparam("update_id", type_=BigInteger)),
         Conversation.step,
         Conversation.data_enc,
-        Link.telegram_user_id,
-        Link.backend,
-        Link.auth_user_id,
-        Link.identifier_kind,
-        Link.identifier_enc,
-        Link.session_id,
-        Link.state_enc,
-        Link.signed_up,
-        Link.linked_at,
+        *_LINK_READ,
     )
     .select_from(_ME)
     .outerjoin(Conversation, Conversation.telegram_user_id == _ME.c.id)
@@ -368,14 +372,4 @@ class Store:
         )
 
     def _link_of(self, row: Link) -> LinkRecord:
-        return self._link_record(
-            row.telegram_user_id,
-            row.backend,
-            row.auth_user_id,
-            row.identifier_kind,
-            row.identifier_enc,
-            row.session_id,
-            row.state_enc,
-            row.signed_up,
-            row.linked_at,
-        )
+        return self._link_record(*(getattr(row, column.key) for column in _LINK_READ))
