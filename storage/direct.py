@@ -13,14 +13,15 @@ way round; everything else (the CLI, the gate, erasure, housekeeping) keeps usin
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, TypeAlias, cast
 
 import asyncpg  # type: ignore[import-untyped]
-from sqlalchemy.engine import Dialect
+from sqlalchemy.engine import Dialect, Engine
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.pool import PoolProxiedConnection
 from sqlalchemy.sql import ClauseElement
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.util import greenlet_spawn
@@ -183,30 +184,52 @@ _SQLITE_CONFLICTS = frozenset(
 
 
 class _PostgresTx(Tx):
-    def __init__(self, dialect: Dialect, connection: asyncpg.Connection, *, atomic: bool) -> None:
+    """asyncpg calls on the lease's connection. BEGIN goes with the first statement, so a
+    connection found dead by that first round trip can be swapped for a fresh one: nothing has
+    run on it yet (see `_Lease`)."""
+
+    def __init__(self, dialect: Dialect, lease: _Lease, *, atomic: bool) -> None:
         super().__init__(dialect)
-        self._connection = connection
-        self._transaction = connection.transaction() if atomic else None
+        self._lease = lease
+        self._atomic = atomic
+        self._transaction: Any = None  # asyncpg's, once begun
 
     async def _fetch(self, sql: str, args: list[Any]) -> Sequence[Sequence[Any]]:
-        try:
-            rows: list[Any] = await self._connection.fetch(sql, *args)
-            return rows
-        except asyncpg.UniqueViolationError as exc:
-            raise Conflict() from exc
+        rows: list[Any] = await self._call(lambda connection: connection.fetch(sql, *args))
+        return rows
 
     async def _run(self, sql: str, args: list[Any]) -> int:
-        try:
-            status = await self._connection.execute(sql, *args)
-        except asyncpg.UniqueViolationError as exc:
-            raise Conflict() from exc
+        status: str = await self._call(lambda connection: connection.execute(sql, *args))
         # "UPDATE 3", "INSERT 0 1", "DELETE 0": the count is the last word.
         last = status.rpartition(" ")[2]
         return int(last) if last.isdigit() else 0
 
-    async def begin(self) -> None:
-        if self._transaction is not None:
+    async def _call(self, statement: Callable[[asyncpg.Connection], Awaitable[Any]]) -> Any:
+        first = self._lease.fresh
+        try:
+            return await self._begun(statement)
+        except asyncpg.UniqueViolationError as exc:
+            raise Conflict() from exc
+        except Exception:
+            if not (first and self._lease.connection.is_closed()):
+                raise
+        # The connection died (the server restarted or ended it, mostly while it sat in the
+        # pool) under this transaction's first statement: whatever that began died with it,
+        # so run the same statement on a new one.
+        self._transaction = None
+        await self._lease.renew()
+        try:
+            return await self._begun(statement)
+        except asyncpg.UniqueViolationError as exc:
+            raise Conflict() from exc
+
+    async def _begun(self, statement: Callable[[asyncpg.Connection], Awaitable[Any]]) -> Any:
+        connection = self._lease.connection
+        self._lease.fresh = False
+        if self._atomic and self._transaction is None:
+            self._transaction = connection.transaction()
             await self._transaction.start()
+        return await statement(connection)
 
     async def commit(self) -> None:
         if self._transaction is not None:
@@ -215,6 +238,50 @@ class _PostgresTx(Tx):
     async def rollback(self) -> None:
         if self._transaction is not None:
             await self._transaction.rollback()
+
+
+class _Lease:
+    """A connection taken from the engine's pool for one transaction.
+
+    Rather than pinging every connection it hands out (SQLAlchemy's `pool_pre_ping`, three
+    round trips on asyncpg, several times per update), the pool refuses connections the driver
+    already knows are closed (see `storage.engine`), and a transaction whose very first round
+    trip finds its connection dead takes a new one once. Either way nothing is lost: no
+    statement has run on the dead connection.
+    """
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self._pooled: PoolProxiedConnection | None = None
+        self.fresh = True
+
+    async def take(self) -> Any:
+        # Straight from the pool: an AsyncConnection around it would cost twice the checkout.
+        # The engine's pool of the moment: dispose() replaces it with a new one.
+        self._pooled = await greenlet_spawn(self._engine.pool.connect)
+        self.fresh = True
+        return self._pooled.driver_connection
+
+    @property
+    def connection(self) -> Any:
+        assert self._pooled is not None
+        return self._pooled.driver_connection
+
+    async def renew(self) -> None:
+        await self.invalidate()
+        await self.take()
+
+    async def invalidate(self) -> None:
+        """The pool must not hand this connection out again."""
+        if self._pooled is not None:
+            await greenlet_spawn(self._pooled.invalidate)
+            self._pooled = None
+
+    async def give_back(self) -> None:
+        # The pool resets it on the way in (a rollback, a no-op after a commit).
+        if self._pooled is not None:
+            await greenlet_spawn(self._pooled.close)
+            self._pooled = None
 
 
 class Direct:
@@ -228,24 +295,24 @@ class Direct:
         """Committed when the block ends, rolled back when it raises."""
         return self._connected(atomic=True)
 
-    def read(self) -> AbstractAsyncContextManager[Tx]:
-        """For one read on its own: on PostgreSQL no transaction is opened around it (a single
-        statement sees one snapshot anyway), which saves the round trips of BEGIN and COMMIT."""
+    def single(self) -> AbstractAsyncContextManager[Tx]:
+        """For one statement on its own, which is atomic and sees one snapshot by itself: on
+        PostgreSQL no BEGIN and COMMIT go around it, two round trips fewer. Only for a read, or
+        a write whose second run changes nothing more (a delete, values set outright): a
+        connection that dies under the statement cannot say whether it ran, and it is run
+        again on a new one."""
         return self._connected(atomic=False)
 
     @asynccontextmanager
     async def _connected(self, *, atomic: bool) -> AsyncIterator[Tx]:
-        # Straight from the pool: an AsyncConnection around it would cost twice the checkout.
-        # The engine's pool of the moment: dispose() replaces it with a new one.
-        pooled = await greenlet_spawn(self._engine.pool.connect)
+        lease = _Lease(self._engine)
+        driver = await lease.take()
         try:
-            driver = pooled.driver_connection
             tx: _SqliteTx | _PostgresTx
             if isinstance(driver, InlineConnection):
                 tx = _SqliteTx(self.dialect, driver)
             elif isinstance(driver, asyncpg.Connection):
-                tx = _PostgresTx(self.dialect, driver, atomic=atomic)
-                await tx.begin()
+                tx = _PostgresTx(self.dialect, lease, atomic=atomic)
             else:  # pragma: no cover - create_engine makes only these two
                 raise TypeError(f"no direct access to {type(driver).__name__}")
             try:
@@ -254,14 +321,13 @@ class Direct:
                 try:
                     await tx.rollback()
                 except Exception:
-                    # The connection is broken (the server went away): the pool must not hand
-                    # it out again. The error that brought us here is the one to raise.
-                    await greenlet_spawn(pooled.invalidate)
+                    # The connection is broken (the server went away). The error that brought
+                    # us here is the one to raise.
+                    await lease.invalidate()
                 raise
             await tx.commit()
         finally:
-            # Back to the pool, which resets it (a rollback, a no-op after the commit).
-            await greenlet_spawn(pooled.close)
+            await lease.give_back()
 
 
 def direct(sessions: async_sessionmaker[AsyncSession]) -> Direct:

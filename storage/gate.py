@@ -14,10 +14,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal, TypeAlias
 
-from sqlalchemy import and_, delete, func, select
+from sqlalchemy import and_, bindparam, delete, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from storage.direct import Query, direct
 from storage.models import (
     DeepLinkUsed,
     GateAdmission,
@@ -116,6 +117,7 @@ class ErasureRecord:
 class GateStore:
     def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
         self._sessions = sessions
+        self._direct = direct(sessions)
 
     # Chats and their settings.
 
@@ -227,13 +229,10 @@ class GateStore:
             return _pending(row) if row else None
 
     async def pending_of(self, user_id: int) -> list[PendingRecord]:
-        async with self._sessions() as session:
-            rows = await session.scalars(
-                select(GatePending)
-                .where(GatePending.user_id == user_id)
-                .order_by(GatePending.chat_id)
-            )
-            return [_pending(row) for row in rows]
+        """Where the gate waits for this person: read on every sign-in, so on the direct path."""
+        async with self._direct.single() as tx:
+            rows = await tx.all(_PENDING_OF, user_id=user_id)
+        return [_pending_of(*row) for row in rows]
 
     async def pending_in(
         self, chat_id: int, kind: PendingKind | None = None, limit: int | None = None
@@ -620,16 +619,47 @@ def _chat(row: GatedChat) -> ChatRecord:
 
 
 def _pending(row: GatePending) -> PendingRecord:
+    return _pending_of(*(getattr(row, name) for name in _PENDING_FIELDS))
+
+
+def _pending_of(
+    chat_id: int,
+    user_id: int,
+    kind: str,
+    deadline_at: datetime,
+    user_chat_id: int | None,
+    query_id: str | None,
+    name: str | None,
+    created_at: datetime | None,
+) -> PendingRecord:
     return PendingRecord(
-        chat_id=row.chat_id,
-        user_id=row.user_id,
-        kind="request" if row.kind == "request" else "member",
-        deadline_at=row.deadline_at,
-        user_chat_id=row.user_chat_id,
-        query_id=row.query_id,
-        name=row.name,
-        created_at=row.created_at,
+        chat_id=chat_id,
+        user_id=user_id,
+        kind="request" if kind == "request" else "member",
+        deadline_at=deadline_at,
+        user_chat_id=user_chat_id,
+        query_id=query_id,
+        name=name,
+        created_at=created_at,
     )
+
+
+# A pending row's columns, in the order `_pending_of` takes them.
+_PENDING_FIELDS = (
+    "chat_id",
+    "user_id",
+    "kind",
+    "deadline_at",
+    "user_chat_id",
+    "query_id",
+    "name",
+    "created_at",
+)
+_PENDING_OF = Query(
+    select(*(getattr(GatePending, name) for name in _PENDING_FIELDS))
+    .where(GatePending.user_id == bindparam("user_id"))
+    .order_by(GatePending.chat_id)
+)
 
 
 def _admission(row: GateAdmission, title: str = "") -> AdmissionRecord:

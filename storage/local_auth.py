@@ -225,7 +225,7 @@ class LocalAuthStore:
 
     async def drop_other_challenges(self, keys: Keys, keep: str) -> None:
         """Delete every challenge of this person for this address but `keep`."""
-        async with self._direct.transaction() as tx:
+        async with self._direct.single() as tx:
             await tx.run(
                 _DROP_OTHER_CHALLENGES,
                 identifier=keys.identifier,
@@ -238,7 +238,7 @@ class LocalAuthStore:
     ) -> bool:
         """Put a newly sent code in place of the old one; False when the challenge was used
         or deleted meanwhile."""
-        async with self._direct.transaction() as tx:
+        async with self._direct.single() as tx:
             swapped = await tx.scalar(
                 _REPLACE_CODE, id=challenge_id, code_mac=code_mac, now=now, expires_at=expires_at
             )

@@ -218,7 +218,7 @@ class Store:
 
     async def load(self, user_id: int, update_id: int | None = None) -> Loaded:
         """The person's conversation and link, and whether the update was handled: one query."""
-        async with self._direct.read() as tx:
+        async with self._direct.single() as tx:
             row = await tx.first(_LOAD, user_id=user_id, update_id=update_id)
         assert row is not None
         handled, step, data_enc, linked, *link = row

@@ -1,6 +1,6 @@
 """The direct path (storage/direct.py): what it writes reads back the same through the ORM, a
-refused row is a Conflict that keeps nothing, and it never keeps a connection its engine has let
-go of."""
+refused row is a Conflict that keeps nothing, it never keeps a connection its engine has let go
+of, and connections the server ended are replaced without losing or repeating a write."""
 
 from __future__ import annotations
 
@@ -9,12 +9,14 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 
+import asyncpg
 import pytest
 from sqlalchemy import bindparam, delete, insert, select
 
 from storage.direct import Conflict, Query, direct
 from storage.engine import Database
 from storage.models import AuditEvent, HandledUpdate
+from tests.support.postgres import ADMIN_DSN, fresh_postgres
 
 WHEN = datetime(2026, 11, 30, 12, 30, 15, 123456, tzinfo=UTC)
 _AUDIT = Query(
@@ -65,7 +67,7 @@ async def test_a_refused_row_is_a_conflict_and_its_transaction_keeps_nothing(
         async with direct(db.sessions).transaction() as tx:
             await tx.run(_HANDLED, id=2, at=WHEN)
             await tx.run(_HANDLED, id=1, at=WHEN)
-    async with direct(db.sessions).read() as tx:
+    async with direct(db.sessions).single() as tx:
         assert await tx.scalar(_HANDLED_AT, id=1) == WHEN
         assert await tx.scalar(_HANDLED_AT, id=2) is None
 
@@ -90,3 +92,64 @@ async def test_after_the_engine_is_disposed_no_connection_is_left_open(tmp_path:
             await tx.run(_FORGET)
         await db.dispose()
     assert _sqlite_threads() == before
+
+
+@pytest.fixture
+async def pg() -> AsyncIterator[Database]:
+    async with fresh_postgres() as url:
+        database = Database(url)
+        await database.create_all()
+        yield database
+        await database.dispose()
+
+
+async def _end_connections(db: Database) -> int:
+    """What a server restart does to the bot's connections: end them, and wait until they are
+    gone."""
+    admin = await asyncpg.connect(ADMIN_DSN)
+    try:
+        ended = await admin.fetchval(
+            "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid, 5000))"
+            " FROM pg_stat_activity WHERE datname = $1",
+            db.engine.url.database,
+        )
+    finally:
+        await admin.close()
+    return int(ended)
+
+
+async def test_connections_the_server_ended_are_not_handed_out_again(pg: Database) -> None:
+    async with direct(pg.sessions).transaction() as tx:
+        await tx.run(_HANDLED, id=1, at=WHEN)
+    assert await _end_connections(pg) >= 1
+    async with direct(pg.sessions).transaction() as tx:
+        await tx.run(_HANDLED, id=2, at=WHEN)
+    await _end_connections(pg)
+    async with pg.sessions() as session:  # the ORM's checkouts too
+        stored = await session.scalars(select(HandledUpdate.update_id).order_by("update_id"))
+        assert list(stored) == [1, 2]
+
+
+@pytest.mark.parametrize("atomic", [True, False], ids=["transaction", "single"])
+async def test_a_connection_that_died_before_its_first_statement_is_replaced(
+    pg: Database, atomic: bool
+) -> None:
+    access = direct(pg.sessions)
+    async with access.transaction() if atomic else access.single() as tx:
+        # Taken from the pool alive; ended before anything ran on it.
+        assert await _end_connections(pg) == 1
+        await tx.run(_HANDLED, id=1, at=WHEN)
+    async with access.single() as tx:
+        assert await tx.scalar(_HANDLED_AT, id=1) == WHEN
+
+
+async def test_a_connection_that_dies_mid_transaction_fails_it_whole(pg: Database) -> None:
+    access = direct(pg.sessions)
+    with pytest.raises((asyncpg.PostgresConnectionError, asyncpg.InterfaceError, OSError)):
+        async with access.transaction() as tx:
+            await tx.run(_HANDLED, id=1, at=WHEN)
+            await _end_connections(pg)
+            await tx.run(_HANDLED, id=2, at=WHEN)
+    async with access.single() as tx:
+        assert await tx.scalar(_HANDLED_AT, id=1) is None
+        assert await tx.scalar(_HANDLED_AT, id=2) is None
