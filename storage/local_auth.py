@@ -47,10 +47,10 @@ from sqlalchemy import (
     update,
 )
 
-from storage.direct import Conflict, Query, Tx, direct
+from storage.direct import Query, Tx, direct
 from storage.engine import SessionFactory
 from storage.models import Link, LocalAccount, LocalChallenge, LocalEvent
-from storage.repos import Stale, Work
+from storage.repos import Stale, Work, insert_for
 from storage.vault import Vault
 
 # Event kinds. A send writes one row per cap it counts against.
@@ -115,8 +115,22 @@ class Reserved:
 
 
 @dataclass(frozen=True, slots=True)
+class NewAccount:
+    """The account a right code signs up, when its address has none yet."""
+
+    id: str
+    kind: str
+    value: str
+
+
+@dataclass(frozen=True, slots=True)
 class Accepted:
-    """The right code. Its try stays spent; the code is used up only by `consume`'s work."""
+    """The right code, and the address's account; `created` when this challenge created it
+    (the sign-up), which stays true when the same code is checked again after a crash. The
+    try stays spent; the code is used up only by `consume`'s work."""
+
+    account_id: str
+    created: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -354,9 +368,10 @@ class LocalAuthStore:
     # -- verification ---------------------------------------------------------------------
 
     async def attempt(
-        self, challenge_id: str, keys: Keys, offered_mac: str, now: datetime
+        self, challenge_id: str, keys: Keys, offered_mac: str, now: datetime, account: NewAccount
     ) -> Attempt:
-        """Spend one try on the challenge and judge the code.
+        """Spend one try on the challenge and judge the code; for the right one, find the
+        address's account or create it as `account`, in the same transaction.
 
         A wrong code keeps its try and counts a failure; the right one keeps its try too, so a
         crash before its link is stored never gives a try back; any other refusal (locked,
@@ -366,14 +381,14 @@ class LocalAuthStore:
             async with self._direct.transaction() as tx:
                 windows = _Windows(tx, now)
                 await windows.hold(_identifier_lock(keys))
-                return await self._attempt(windows, challenge_id, keys, offered_mac)
+                return await self._attempt(windows, challenge_id, keys, offered_mac, account)
         except _Refused as refused:
             refusal = refused.refusal
             assert not isinstance(refusal, TooSoon)  # judging a code checks no send cap
             return refusal
 
     async def _attempt(
-        self, windows: _Windows, challenge_id: str, keys: Keys, offered: str
+        self, windows: _Windows, challenge_id: str, keys: Keys, offered: str, account: NewAccount
     ) -> Accepted | Wrong:
         limits = self._limits
         # Taking the try first, conditionally, is what makes concurrent guesses safe: the
@@ -394,7 +409,7 @@ class LocalAuthStore:
             # Locked: not even the right code passes, and the try is given back.
             raise _Refused(OutOfTries(locked_until))
         if Vault.same(stored, offered):
-            return Accepted()
+            return await self._account(windows, challenge_id, keys, account)
         await windows.record([(FAILURE, keys.identifier, keys.requester)])
         return Wrong(
             tries_left=limits.tries_per_code - attempts,
@@ -419,23 +434,28 @@ class LocalAuthStore:
 
     async def _locked_until(self, windows: _Windows, keys: Keys) -> datetime | None:
         """Until when this person may not use codes for this address: their own failures, or
-        (the backstop) everyone's together."""
+        (the backstop) everyone's together. Both windows are counted in one query."""
         limits = self._limits
+        caps = [
+            (keys.requester, limits.lockout_failures),
+            (None, limits.lockout_failures_per_identifier),
+        ]
+        counts = await windows.tally(
+            [(FAILURE, keys.identifier, requester, limits.lockout_window) for requester, _ in caps]
+        )
         return _latest(
             [
                 await windows.room_at(
                     FAILURE,
                     keys.identifier,
-                    requester=keys.requester,
+                    requester=requester,
                     window=limits.lockout_window,
-                    cap=limits.lockout_failures,
-                ),
-                await windows.room_at(
-                    FAILURE,
-                    keys.identifier,
-                    window=limits.lockout_window,
-                    cap=limits.lockout_failures_per_identifier,
-                ),
+                    cap=cap,
+                    counted=count,
+                )
+                if count >= cap
+                else None
+                for (requester, cap), (count, _newest) in zip(caps, counts, strict=True)
             ]
         )
 
@@ -468,44 +488,33 @@ class LocalAuthStore:
 
     # -- accounts -------------------------------------------------------------------------
 
-    async def account_for(
-        self,
-        keys: Keys,
-        kind: str,
-        value: str,
-        *,
-        new_id: str,
-        challenge_id: str,
-        now: datetime,
-    ) -> tuple[str, bool]:
-        """The id of the address's account, and whether this challenge created it (the
-        sign-up), which stays true when the same code is checked again after a crash."""
+    async def _account(
+        self, windows: _Windows, challenge_id: str, keys: Keys, account: NewAccount
+    ) -> Accepted:
+        """The address's account, created by this challenge when there is none."""
         # During a secret rotation the row may still carry the old index: each is looked up.
-        indexes = self._vault.indexes(kind, value)
+        indexes = self._vault.indexes(account.kind, account.value)
         find = _account_by(len(indexes))
         named = {f"index{n}": index for n, index in enumerate(indexes)}
-        try:
-            async with self._direct.transaction() as tx:
-                existing = await tx.first(find, **named)
-                if existing is not None:
-                    return existing[0], existing[1] == challenge_id
-                await tx.run(
-                    _NEW_ACCOUNT,
-                    id=new_id,
-                    kind=kind,
-                    identifier=keys.identifier,
-                    identifier_enc=self._vault.encrypt(value),
-                    created_by=challenge_id,
-                    now=now,
-                )
-        except Conflict:
-            # Another first verification of the same address won the unique index: its
-            # account is the one.
-            async with self._direct.transaction() as tx:
-                winner = await tx.first(find, **named)
-            assert winner is not None
-            return winner[0], winner[1] == challenge_id
-        return new_id, True
+        tx = windows.tx
+        existing = await tx.first(find, **named)
+        if existing is None:
+            created = await tx.scalar(
+                _NEW_ACCOUNT,
+                id=account.id,
+                kind=account.kind,
+                identifier=keys.identifier,
+                identifier_enc=self._vault.encrypt(account.value),
+                created_by=challenge_id,
+                now=windows.now,
+            )
+            if created is not None:
+                return Accepted(account.id, created=True)
+            # The address's lock keeps first verifications of one address apart; should one
+            # get past it, the unique index still lets one account in, and that is the one.
+            existing = await tx.first(find, **named)
+            assert existing is not None
+        return Accepted(existing[0], created=existing[1] == challenge_id)
 
     async def erase(
         self, account_id: str, keys: Keys, *, telegram_user_id: int, backend: str
@@ -603,12 +612,16 @@ class _Windows:
             self._writing = True
 
     async def record(self, entries: Sequence[tuple[str, str, str | None]]) -> list[int]:
-        """Write one event per (kind, key, requester) at `now`; returns their ids so they can
-        be undone."""
-        return [
-            await self.tx.scalar(_NEW_EVENT, kind=kind, key=key, requester=requester, at=self.now)
-            for kind, key, requester in entries
-        ]
+        """Write one event per (kind, key, requester) at `now`, in one statement; returns their
+        ids, in the order of `entries`, so they can be undone."""
+        params: dict[str, Any] = {"at": self.now}
+        for n, (kind, key, requester) in enumerate(entries):
+            params |= {f"kind{n}": kind, f"key{n}": key, f"requester{n}": requester}
+        rows = await self.tx.all(_new_events(len(entries)), **params)
+        # RETURNING promises no order: each id is matched to its entry.
+        ids = {(kind, key, requester): id_ for id_, kind, key, requester in rows}
+        assert len(ids) == len(entries), "each entry is written once"
+        return [ids[kind, key, requester] for kind, key, requester in entries]
 
     async def room_at(
         self,
@@ -619,17 +632,21 @@ class _Windows:
         cap: int,
         requester: str | None = None,
         pending: int = 0,
+        counted: int | None = None,
     ) -> datetime | None:
         """When one more event fits under `cap` in the window; None when it fits now.
 
         Counts only `requester`'s events when given. `pending` events were recorded at `now`
         by this transaction for the very thing being checked, so they are not counted.
+        `counted`: the window's count, when a tally already read it in this transaction.
         """
         mine = requester is not None
         params = {"kind": kind, "key": key, "since": self.now - window}
         if mine:
             params["requester"] = requester
-        count = (await self.tx.scalar(_COUNT[mine], **params) or 0) - pending
+        if counted is None:
+            counted = await self.tx.scalar(_COUNT[mine], **params) or 0
+        count = counted - pending
         if count < cap:
             return None
         # The window has room once count - cap + 1 of its oldest events have left it.
@@ -691,16 +708,28 @@ _OLDEST = {
 }
 _ADVISORY_LOCK = Query(select(func.pg_advisory_xact_lock(bindparam("lock", type_=BigInteger))))
 _TAKE_WRITE_LOCK = Query(update(LocalEvent).where(false()).values(kind=LocalEvent.kind))
-_NEW_EVENT = Query(
-    insert(LocalEvent)
-    .values(
-        kind=bindparam("kind"),
-        key=bindparam("key"),
-        requester=bindparam("requester"),
-        at=bindparam("at"),
+
+
+@functools.cache
+def _new_events(count: int) -> Query:
+    """`count` events at one moment (kind0, key0, requester0, kind1, ... and at)."""
+    return Query(
+        insert(LocalEvent)
+        .values(
+            [
+                {
+                    "kind": bindparam(f"kind{n}"),
+                    "key": bindparam(f"key{n}"),
+                    "requester": bindparam(f"requester{n}"),
+                    "at": bindparam("at"),
+                }
+                for n in range(count)
+            ]
+        )
+        .returning(LocalEvent.id, LocalEvent.kind, LocalEvent.key, LocalEvent.requester)
     )
-    .returning(LocalEvent.id)
-)
+
+
 _DROP_EVENT = Query(delete(LocalEvent).where(LocalEvent.id == bindparam("id")))
 _FORGIVE = Query(
     delete(LocalEvent).where(
@@ -784,12 +813,17 @@ _HOLD_ACCOUNT = Query(
     select(LocalAccount.id).where(LocalAccount.id == bindparam("id")).with_for_update(read=True)
 )
 _NEW_ACCOUNT = Query(
-    insert(LocalAccount).values(
-        id=bindparam("id"),
-        identifier_kind=bindparam("kind"),
-        identifier_index=bindparam("identifier"),
-        identifier_enc=bindparam("identifier_enc"),
-        created_by=bindparam("created_by"),
-        created_at=bindparam("now"),
+    lambda dialect: (
+        insert_for(dialect, LocalAccount)
+        .values(
+            id=bindparam("id"),
+            identifier_kind=bindparam("kind"),
+            identifier_index=bindparam("identifier"),
+            identifier_enc=bindparam("identifier_enc"),
+            created_by=bindparam("created_by"),
+            created_at=bindparam("now"),
+        )
+        .on_conflict_do_nothing(index_elements=[LocalAccount.identifier_index])
+        .returning(LocalAccount.id)
     )
 )

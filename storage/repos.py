@@ -112,7 +112,7 @@ class Duplicate(Exception):
     """The update was recorded as handled meanwhile (a redelivery raced it); nothing was written."""
 
 
-def _insert_for(dialect: Dialect, model: type[Base]) -> Any:
+def insert_for(dialect: Dialect, model: type[Base]) -> Any:
     """INSERT with ON CONFLICT (an upsert), in the dialect's own construct."""
     if dialect.name == "postgresql":
         return postgresql.insert(model)
@@ -155,7 +155,7 @@ def _upsert_user(dialect: Dialect) -> Any:
     values: dict[str, Any] = {name: bindparam(name) for name in _USER_FIELDS}
     changed = or_(*(getattr(TelegramUser, k).is_distinct_from(v) for k, v in values.items()))
     return (
-        _insert_for(dialect, TelegramUser)
+        insert_for(dialect, TelegramUser)
         .values(id=_USER, created_at=bindparam("now"), updated_at=bindparam("now"), **values)
         .on_conflict_do_update(
             index_elements=[TelegramUser.id],
@@ -172,7 +172,7 @@ def _upsert_conversation(dialect: Dialect) -> Any:
         "updated_at": bindparam("now"),
     }
     return (
-        _insert_for(dialect, Conversation)
+        insert_for(dialect, Conversation)
         .values(telegram_user_id=_USER, **values)
         .on_conflict_do_update(index_elements=[Conversation.telegram_user_id], set_=values)
     )

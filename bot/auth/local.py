@@ -50,6 +50,7 @@ from storage.local_auth import (
     Expired,
     Keys,
     LocalAuthStore,
+    NewAccount,
     NewChallenge,
     OutOfTries,
     Reservation,
@@ -165,23 +166,19 @@ class LocalBackend:
         # endpoint with junk gains nothing. The chat checks the shape first (`codes.normalise`).
         typed = codes.normalise(code) or ""
         offered = codes.code_mac(self._vault, challenge_id, keys.identifier, typed)
-        judged = await self._store.attempt(challenge_id, keys, offered, now)
+        identifier = challenge.identifier
+        account = NewAccount("usr_" + secrets.token_hex(12), identifier.kind, identifier.value)
+        judged = await self._store.attempt(challenge_id, keys, offered, now, account)
         if not isinstance(judged, Accepted):
             raise _code_refused(judged, now)
-        identifier = challenge.identifier
-        account_id, created = await self._store.account_for(
-            keys,
-            identifier.kind,
-            identifier.value,
-            new_id="usr_" + secrets.token_hex(12),
-            challenge_id=challenge_id,
-            now=self._clock(),
+        account_id = judged.account_id
+        log.info(
+            "Local backend %s account %s", "created" if judged.created else "signed in", account_id
         )
-        log.info("Local backend %s account %s", "created" if created else "signed in", account_id)
         return VerifiedIdentity(
             auth_user_id=account_id,
             identifier=identifier,
-            created=created,
+            created=judged.created,
             commit=self._store.consume(challenge_id, keys, account_id, now),
         )
 
