@@ -7,7 +7,8 @@ bot's time under load. The statements of that hot path are declared here once as
 objects, compiled per dialect on first use, and executed by `Tx` straight on the connection the
 engine's pool hands out. Values go through the bind and result processors SQLAlchemy itself
 uses for those columns, so rows written here read back the same through the ORM and the other
-way round; everything else (the CLI, the gate, erasure, housekeeping) keeps using sessions.
+way round; everything else (the CLI, the gate's administration, erasure, housekeeping) keeps
+using sessions.
 """
 
 from __future__ import annotations
