@@ -7,6 +7,7 @@ normalised `Identifier` (E.164 for phones, the normalised address for emails) or
 
 from __future__ import annotations
 
+import functools
 import re
 import string
 import unicodedata
@@ -15,9 +16,10 @@ from enum import StrEnum
 from typing import Literal
 
 import phonenumbers
+from babel import Locale, UnknownLocaleError
 from confusable_homoglyphs import categories, confusables  # type: ignore[import-untyped]
 from email_validator import EmailNotValidError, validate_email
-from phonenumbers import NumberParseException, PhoneNumberType, ValidationResult, geocoder
+from phonenumbers import NumberParseException, PhoneNumberType, ValidationResult
 
 IdentifierKind = Literal["email", "phone"]
 
@@ -64,7 +66,7 @@ class IdentifierError(ValueError):
         """What the reason's text needs filled in, in language `lang` (`{country}`)."""
         if self.region is None:
             return {}
-        return {"country": _country_name(self.region, lang)}
+        return {"country": country_name(self.region, lang)}
 
 
 BULLETS = "•••"
@@ -383,14 +385,23 @@ def _looks_ascii(char: str) -> bool:
     return any(glyph["c"] in _LOOK_ASCII for glyph in homoglyphs)
 
 
-def _country_name(region: str, lang: str) -> str:
-    # phonenumbers names countries only through a number; an example number of the region is
-    # one that is no one's.
-    example = phonenumbers.example_number(region)
-    if example is None:
-        return region
-    names = (geocoder.country_name_for_number(example, code) for code in (lang, "en"))
-    return next((name for name in names if name), region)
+@functools.lru_cache(maxsize=1024)
+def country_name(region: str, lang: str = "en") -> str:
+    """A country's name (ISO code `region`) in language `lang` (a Telegram language code such as
+    "de" or "pt-br"), else in English, else the code itself.
+
+    From CLDR through Babel, which loads one language's names when first asked: phonenumbers'
+    own names come with its geocoder, whose import holds about 100 MB of place names per
+    process for nothing else.
+    """
+    for code in (lang, "en"):
+        try:
+            name = Locale.parse(code, sep="-").territories.get(region)
+        except (ValueError, UnknownLocaleError):
+            continue
+        if name:
+            return str(name)
+    return region
 
 
 def _fold_compatibility(text: str) -> str:

@@ -9,9 +9,8 @@ from typing import Literal, TypeAlias
 
 import phonenumbers
 from email_validator import EmailNotValidError, validate_email
-from phonenumbers import geocoder
 
-from bot.identifiers import Identifier
+from bot.identifiers import Identifier, country_name
 
 Mode: TypeAlias = Literal["join_requests", "members"]
 ChatKind: TypeAlias = Literal["group", "supergroup", "channel"]
@@ -99,7 +98,7 @@ class Policy:
             return "anyone who signs in"
         if self.kind == "email-domain":
             return f"addresses at {_either(list(self.values))}"
-        names = [_country_name(code) for code in self.values]
+        names = [country_name(code) for code in self.values]
         return f"phone numbers from {_either(names)}"
 
     def __str__(self) -> str:
@@ -187,12 +186,6 @@ def _country(entry: str) -> str:
     if code not in phonenumbers.SUPPORTED_REGIONS:
         raise PolicyError(f"unknown country {entry!r}: use ISO codes such as GB or US")
     return code
-
-
-def _country_name(code: str) -> str:
-    example = phonenumbers.example_number(code)
-    name = geocoder.country_name_for_number(example, "en") if example else ""
-    return name or code
 
 
 def _either(items: list[str]) -> str:
