@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from storage.engine import Database
+from tests.support.database import with_tables
 from tests.support.postgres import fresh_postgres
 
 
@@ -18,3 +20,10 @@ async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncI
         return
     async with fresh_postgres() as url:
         yield url
+
+
+@pytest.fixture
+async def database(database_url: str) -> AsyncIterator[Database]:
+    """`database_url` with Passgram's tables created straight from the models."""
+    async with with_tables(database_url) as db:
+        yield db

@@ -16,6 +16,7 @@ from sqlalchemy import bindparam, delete, insert, select
 from storage.direct import Conflict, Query, direct
 from storage.engine import Database
 from storage.models import AuditEvent, HandledUpdate
+from tests.support.database import with_tables
 from tests.support.postgres import ADMIN_DSN, fresh_postgres
 
 WHEN = datetime(2026, 11, 30, 12, 30, 15, 123456, tzinfo=UTC)
@@ -34,21 +35,13 @@ _FORGET = Query(delete(HandledUpdate))
 _HANDLED_AT = Query(select(HandledUpdate.at).where(HandledUpdate.update_id == bindparam("id")))
 
 
-@pytest.fixture
-async def db(database_url: str) -> AsyncIterator[Database]:
-    database = Database(database_url)
-    await database.create_all()
-    yield database
-    await database.dispose()
-
-
-async def test_values_read_back_the_same_through_the_orm(db: Database) -> None:
-    async with direct(db.sessions).transaction() as tx:
+async def test_values_read_back_the_same_through_the_orm(database: Database) -> None:
+    async with direct(database.sessions).transaction() as tx:
         row = await tx.first(_AUDIT, at=WHEN, event="linked", user=7, detail={"via": "email"})
     assert row is not None
     _id, at, detail = row
     assert (at, detail) == (WHEN, {"via": "email"})
-    async with db.sessions() as session:
+    async with database.sessions() as session:
         stored = (await session.scalars(select(AuditEvent))).one()
     assert (stored.at, stored.event, stored.telegram_user_id, stored.detail) == (
         WHEN,
@@ -59,15 +52,15 @@ async def test_values_read_back_the_same_through_the_orm(db: Database) -> None:
 
 
 async def test_a_refused_row_is_a_conflict_and_its_transaction_keeps_nothing(
-    db: Database,
+    database: Database,
 ) -> None:
-    async with direct(db.sessions).transaction() as tx:
+    async with direct(database.sessions).transaction() as tx:
         await tx.run(_HANDLED, id=1, at=WHEN)
     with pytest.raises(Conflict):
-        async with direct(db.sessions).transaction() as tx:
+        async with direct(database.sessions).transaction() as tx:
             await tx.run(_HANDLED, id=2, at=WHEN)
             await tx.run(_HANDLED, id=1, at=WHEN)
-    async with direct(db.sessions).single() as tx:
+    async with direct(database.sessions).single() as tx:
         assert await tx.scalar(_HANDLED_AT, id=1) == WHEN
         assert await tx.scalar(_HANDLED_AT, id=2) is None
 
@@ -96,14 +89,11 @@ async def test_after_the_engine_is_disposed_no_connection_is_left_open(tmp_path:
 
 @pytest.fixture
 async def pg() -> AsyncIterator[Database]:
-    async with fresh_postgres() as url:
-        database = Database(url)
-        await database.create_all()
+    async with fresh_postgres() as url, with_tables(url) as database:
         yield database
-        await database.dispose()
 
 
-async def _end_connections(db: Database) -> int:
+async def _end_connections(database: Database) -> int:
     """What a server restart does to the bot's connections: end them, and wait until they are
     gone."""
     admin = await asyncpg.connect(ADMIN_DSN)
@@ -111,7 +101,7 @@ async def _end_connections(db: Database) -> int:
         ended = await admin.fetchval(
             "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid, 5000))"
             " FROM pg_stat_activity WHERE datname = $1",
-            db.engine.url.database,
+            database.engine.url.database,
         )
     finally:
         await admin.close()

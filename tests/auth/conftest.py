@@ -6,7 +6,7 @@ Concurrent requests really race: each one runs in its own transaction on its own
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import TypeVar
 
@@ -19,8 +19,8 @@ from bot.auth.limits import LocalLimits
 from bot.auth.local import LocalBackend
 from bot.identifiers import Identifier, IdentifierKind
 from storage.direct import direct
-from storage.engine import SessionFactory, create_engine, session_factory
-from storage.models import Base, Link, LocalAccount, LocalChallenge, LocalEvent, TelegramUser
+from storage.engine import Database, SessionFactory
+from storage.models import Link, LocalAccount, LocalChallenge, LocalEvent, TelegramUser
 from storage.vault import Vault
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
@@ -85,19 +85,10 @@ def person(n: int) -> Requester:
     return Requester(telegram_user_id=5000 + n)
 
 
-async def database(url: str) -> tuple[SessionFactory, Callable[[], Awaitable[None]]]:
-    """Sessions on the database at `url` with the schema created, and how to close them."""
-    engine = create_engine(url)
-    async with engine.begin() as conn:
-        await conn.run_sync(Base.metadata.create_all)
-    return session_factory(engine), engine.dispose
-
-
 @pytest.fixture
-async def sessions(database_url: str) -> AsyncIterator[SessionFactory]:
-    factory, close = await database(database_url)
-    yield factory
-    await close()
+def sessions(database: Database) -> SessionFactory:
+    """Sessions on an empty database with the schema (the shared `database` fixture)."""
+    return database.sessions
 
 
 @pytest.fixture

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
-import pytest
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.auth.base import Challenge, Requester, VerifiedIdentity
@@ -25,14 +22,6 @@ class StaleOnCommit(ScriptedBackend):
             raise Stale("used meanwhile")
 
         return VerifiedIdentity("user_1", challenge.identifier, created=True, commit=commit)
-
-
-@pytest.fixture
-async def database(database_url: str) -> AsyncIterator[Database]:
-    db = Database(database_url)
-    await db.create_all()
-    yield db
-    await db.dispose()
 
 
 async def test_a_code_used_up_while_its_link_was_stored_links_nothing(
