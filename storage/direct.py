@@ -8,7 +8,7 @@ objects, compiled per dialect on first use, and executed by `Tx` straight on the
 engine's pool hands out. Values go through the bind and result processors SQLAlchemy itself
 uses for those columns, so rows written here read back the same through the ORM and the other
 way round; everything else (the CLI, the gate's administration, erasure, housekeeping) keeps
-using sessions.
+using sessions. Writes that go together are one `Batch`: one statement on PostgreSQL.
 """
 
 from __future__ import annotations
@@ -83,8 +83,11 @@ class Query:
             done = self._compiled[dialect.name] = self._compile(dialect)
         return done
 
+    def statement(self, dialect: Dialect) -> Any:
+        return self._build if isinstance(self._build, ClauseElement) else self._build(dialect)
+
     def _compile(self, dialect: Dialect) -> _Compiled:
-        statement = self._build if isinstance(self._build, ClauseElement) else self._build(dialect)
+        statement = self.statement(dialect)
         compiled = cast(SQLCompiler, statement.compile(dialect=dialect))
         if compiled.positiontup is None:
             raise TypeError(f"{dialect.name} does not take positional parameters")
@@ -100,6 +103,33 @@ class Query:
             column.type.dialect_impl(dialect).result_processor(dialect, None) for column in columns
         )
         return _Compiled(compiled.string, tuple(params), results)
+
+
+class Batch:
+    """Writes that belong together, run as one: on PostgreSQL one statement, each part but the
+    last a data-modifying CTE (one round trip, atomic by itself); on SQLite, which has no such
+    CTEs, one after another in the caller's transaction.
+
+    Every part sees the database as it was before the batch and none sees another's rows, so
+    the parts must not touch the same row. Foreign keys are checked at the statement's end,
+    so a part may refer to a row an earlier part inserts. Parameters are shared by name.
+    """
+
+    __slots__ = ("parts", "together")
+
+    def __init__(self, *parts: Query) -> None:
+        if not parts:
+            raise ValueError("a batch of nothing")
+        self.parts = parts
+        self.together = Query(self._combined)
+
+    def _combined(self, dialect: Dialect) -> ClauseElement:
+        *ctes, last = (part.statement(dialect) for part in self.parts)
+        if not ctes:
+            return cast(ClauseElement, last)
+        return cast(
+            ClauseElement, last.add_cte(*(cte.cte(f"part{n}") for n, cte in enumerate(ctes)))
+        )
 
 
 class Tx:
@@ -129,6 +159,14 @@ class Tx:
         """Execute a statement that returns no rows; how many rows it changed."""
         compiled = query.compiled(self.dialect)
         return await self._run(compiled.sql, compiled.args(params))
+
+    async def run_batch(self, batch: Batch, **params: Any) -> None:
+        """Execute a `Batch` of writes with the same parameters."""
+        if self.postgresql:
+            await self.run(batch.together, **params)
+            return
+        for part in batch.parts:
+            await self.run(part, **params)
 
     async def _fetch(self, sql: str, args: list[Any]) -> Sequence[Sequence[Any]]:
         raise NotImplementedError
@@ -297,11 +335,11 @@ class Direct:
         return self._connected(atomic=True)
 
     def single(self) -> AbstractAsyncContextManager[Tx]:
-        """For one statement on its own, which is atomic and sees one snapshot by itself: on
-        PostgreSQL no BEGIN and COMMIT go around it, two round trips fewer. Only for a read, or
-        a write whose second run changes nothing more (a delete, values set outright): a
-        connection that dies under the statement cannot say whether it ran, and it is run
-        again on a new one."""
+        """For one statement (or one `Batch`) on its own, which is atomic and sees one snapshot
+        by itself: on PostgreSQL no BEGIN and COMMIT go around it, two round trips fewer. Only
+        for a read, or a write whose second run changes nothing more (a delete, values set
+        outright, a row whose key makes a second insert a Conflict): a connection that dies
+        under the statement cannot say whether it ran, and it is run again on a new one."""
         return self._connected(atomic=False)
 
     @asynccontextmanager

@@ -5,6 +5,7 @@ Callers get plain records; encryption and blind indexes stay inside this module 
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -16,7 +17,7 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from storage.direct import Conflict, Query, Tx, direct
+from storage.direct import Batch, Conflict, Query, Tx, direct
 from storage.models import (
     AuditEvent,
     Base,
@@ -178,10 +179,30 @@ def _upsert_conversation(dialect: Dialect) -> Any:
     )
 
 
-_SAVE_USER = Query(_upsert_user)
-_SAVE_CONVERSATION = Query(_upsert_conversation)
-_DROP_CONVERSATION = Query(delete(Conversation).where(Conversation.telegram_user_id == _USER))
-_DROP_LINK = Query(delete(Link).where(Link.telegram_user_id == _USER))
+def _upsert_link(dialect: Dialect) -> Any:
+    """A link replaces whatever link the person had, in one statement."""
+    values: dict[str, Any] = {name: bindparam(name) for name in _LINK_FIELDS}
+    return (
+        insert_for(dialect, Link)
+        .values(**values)
+        .on_conflict_do_update(index_elements=[Link.telegram_user_id], set_=values)
+    )
+
+
+@functools.cache
+def _audits(count: int) -> Query:
+    """`count` audit entries of the user at `now` (event0, backend0, ... detail0, event1, ...)."""
+    return Query(
+        insert(AuditEvent).values(
+            [
+                {"at": bindparam("now"), "telegram_user_id": _USER}
+                | {name: bindparam(f"{name}{n}") for name in _AUDIT_FIELDS}
+                for n in range(count)
+            ]
+        )
+    )
+
+
 _LINK_FIELDS = (
     "telegram_user_id",
     "backend",
@@ -194,9 +215,27 @@ _LINK_FIELDS = (
     "signed_up",
     "linked_at",
 )
-_SAVE_LINK = Query(insert(Link).values({name: bindparam(name) for name in _LINK_FIELDS}))
-_AUDIT_FIELDS = ("at", "event", "telegram_user_id", "backend", "auth_user_id", "detail")
-_AUDIT = Query(insert(AuditEvent).values({name: bindparam(name) for name in _AUDIT_FIELDS}))
+_AUDIT_FIELDS = ("event", "backend", "auth_user_id", "detail")
+_SAVE_USER = Query(_upsert_user)
+_SAVE_CONVERSATION = Query(_upsert_conversation)
+_DROP_CONVERSATION = Query(delete(Conversation).where(Conversation.telegram_user_id == _USER))
+_DROP_LINK = Query(delete(Link).where(Link.telegram_user_id == _USER))
+_SAVE_LINK = Query(_upsert_link)
+_LINK_WRITES = {"keep": (), "drop": (_DROP_LINK,), "save": (_SAVE_LINK,)}
+
+
+@functools.cache
+def _writes(handled: bool, conversation: bool, link: str, audits: int) -> Batch:
+    """The statements of one update's outcome, for its shape: whether the update is recorded
+    as handled here, whether a conversation goes on, what becomes of the link ("keep", "drop",
+    "save") and how many audit entries it adds. Each touches a different row."""
+    return Batch(
+        *((_HANDLED,) if handled else ()),
+        _SAVE_USER,
+        _SAVE_CONVERSATION if conversation else _DROP_CONVERSATION,
+        *_LINK_WRITES[link],
+        *((_audits(audits),) if audits else ()),
+    )
 
 
 class Store:
@@ -231,19 +270,30 @@ class Store:
         )
 
     async def apply(self, changes: Changes) -> None:
-        """Write one update's outcome, all or nothing; raises Duplicate for a redelivery."""
+        """Write one update's outcome, all or nothing; raises Duplicate for a redelivery.
+
+        Without other work, the outcome is one `Batch`: one statement on PostgreSQL, where a
+        redelivery's handled row makes the whole of it fail. With work (a code to use up), the
+        handled row goes first, so a redelivery stops before the work can judge it stale.
+        """
         if changes.erase:
             await self._apply_erasure(changes)
             return
-        async with self._direct.transaction() as tx:
-            if changes.update_id is not None:
-                try:
-                    await tx.run(_HANDLED, update_id=changes.update_id, at=utcnow())
-                except Conflict:
-                    raise Duplicate(changes.update_id) from None
-            for work in changes.work:
-                await work(tx)
-            await self._write(tx, changes)
+        update_id = changes.update_id
+        try:
+            if not changes.work:
+                async with self._direct.single() as tx:
+                    await self._write(tx, changes, handled=update_id)
+                return
+            async with self._direct.transaction() as tx:
+                if update_id is not None:
+                    await tx.run(_HANDLED, update_id=update_id, at=utcnow())
+                for work in changes.work:
+                    await work(tx)
+                await self._write(tx, changes, handled=None)
+        except Conflict:
+            # Every other write is an upsert or a new row: only the handled row can conflict.
+            raise Duplicate(update_id) from None
 
     async def _apply_erasure(self, changes: Changes) -> None:
         """Erasure touches other parts' rows too (the gate's), written through sessions."""
@@ -268,50 +318,52 @@ class Store:
             )
             return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
-    async def _write(self, tx: Tx, changes: Changes) -> None:
-        user, now = changes.user, utcnow()
-        await tx.run(
-            _SAVE_USER,
-            user_id=user.id,
-            username=user.username,
-            first_name=user.first_name,
-            language_code=user.language_code,
-            now=now,
-        )
+    async def _write(self, tx: Tx, changes: Changes, *, handled: int | None) -> None:
+        """The outcome's rows, with the update recorded as `handled` when given."""
+        user, now, vault = changes.user, utcnow(), self._vault
+        params: dict[str, Any] = {
+            "user_id": user.id,
+            "username": user.username,
+            "first_name": user.first_name,
+            "language_code": user.language_code,
+            "now": now,
+        }
+        if handled is not None:
+            params |= {"update_id": handled, "at": now}
         record = changes.conversation
-        if record is None:
-            await tx.run(_DROP_CONVERSATION, user_id=user.id)
-        else:
-            data = self._vault.encrypt(record.data) if record.data else None
-            await tx.run(_SAVE_CONVERSATION, user_id=user.id, step=record.step, data=data, now=now)
+        if record is not None:
+            params |= {
+                "step": record.step,
+                "data": vault.encrypt(record.data) if record.data else None,
+            }
         link = changes.link
-        if link is None:
-            await tx.run(_DROP_LINK, user_id=user.id)
-        elif isinstance(link, LinkRecord):
-            await tx.run(_DROP_LINK, user_id=link.telegram_user_id)
-            await tx.run(
-                _SAVE_LINK,
-                telegram_user_id=link.telegram_user_id,
-                backend=link.backend,
-                auth_user_id=link.auth_user_id,
-                session_id=link.session_id,
-                identifier_kind=link.identifier_kind,
-                identifier_index=self._vault.index(link.identifier_kind, link.identifier_value),
-                identifier_enc=self._vault.encrypt(link.identifier_value),
-                state_enc=self._vault.encrypt(link.state) if link.state else None,
-                signed_up=link.signed_up,
-                linked_at=link.linked_at or now,
-            )
-        for entry in changes.audit:
-            await tx.run(
-                _AUDIT,
-                at=now,
-                event=entry.event,
-                telegram_user_id=user.id,
-                backend=entry.backend,
-                auth_user_id=entry.auth_user_id,
-                detail=entry.detail,
-            )
+        if isinstance(link, LinkRecord):
+            params |= {
+                "telegram_user_id": link.telegram_user_id,
+                "backend": link.backend,
+                "auth_user_id": link.auth_user_id,
+                "session_id": link.session_id,
+                "identifier_kind": link.identifier_kind,
+                "identifier_index": vault.index(link.identifier_kind, link.identifier_value),
+                "identifier_enc": vault.encrypt(link.identifier_value),
+                "state_enc": vault.encrypt(link.state) if link.state else None,
+                "signed_up": link.signed_up,
+                "linked_at": link.linked_at or now,
+            }
+        for n, entry in enumerate(changes.audit):
+            params |= {
+                f"event{n}": entry.event,
+                f"backend{n}": entry.backend,
+                f"auth_user_id{n}": entry.auth_user_id,
+                f"detail{n}": entry.detail,
+            }
+        shape = _writes(
+            handled is not None,
+            record is not None,
+            "save" if isinstance(link, LinkRecord) else "drop" if link is None else "keep",
+            len(changes.audit),
+        )
+        await tx.run_batch(shape, **params)
 
     async def get_link(self, user_id: int) -> LinkRecord | None:
         async with self._sessions() as session:

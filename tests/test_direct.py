@@ -1,5 +1,6 @@
 """The direct path (storage/direct.py): what it writes reads back the same through the ORM, a
-refused row is a Conflict that keeps nothing, it never keeps a connection its engine has let go
+refused row is a Conflict that keeps nothing, a batch of writes lands whole or not at all,
+it never keeps a connection its engine has let go
 of, and connections the server ended are replaced without losing or repeating a write."""
 
 from __future__ import annotations
@@ -13,9 +14,9 @@ import asyncpg
 import pytest
 from sqlalchemy import bindparam, delete, insert, select
 
-from storage.direct import Conflict, Query, direct
+from storage.direct import Batch, Conflict, Query, direct
 from storage.engine import Database
-from storage.models import AuditEvent, HandledUpdate
+from storage.models import AuditEvent, Conversation, HandledUpdate, TelegramUser
 from tests.support.database import with_tables
 from tests.support.postgres import ADMIN_DSN, fresh_postgres
 
@@ -63,6 +64,33 @@ async def test_a_refused_row_is_a_conflict_and_its_transaction_keeps_nothing(
     async with direct(database.sessions).single() as tx:
         assert await tx.scalar(_HANDLED_AT, id=1) == WHEN
         assert await tx.scalar(_HANDLED_AT, id=2) is None
+
+
+_PERSON = Query(
+    insert(TelegramUser).values(
+        id=bindparam("user"), created_at=bindparam("at"), updated_at=bindparam("at")
+    )
+)
+_STEP = Query(
+    insert(Conversation).values(
+        telegram_user_id=bindparam("user"), step=bindparam("step"), updated_at=bindparam("at")
+    )
+)
+_STEPS = Query(select(Conversation.telegram_user_id, Conversation.step))
+
+
+async def test_a_batch_lands_whole_or_not_at_all(database: Database) -> None:
+    # The conversation refers to the person the same batch inserts: on PostgreSQL the parts are
+    # one statement, whose foreign keys are checked at its end.
+    together = Batch(_PERSON, _STEP, _HANDLED)
+    async with direct(database.sessions).single() as tx:
+        await tx.run_batch(together, id=1, user=7, step="email", at=WHEN)
+    with pytest.raises(Conflict):
+        async with direct(database.sessions).single() as tx:
+            await tx.run_batch(together, id=1, user=8, step="code", at=WHEN)
+    async with direct(database.sessions).single() as tx:
+        assert await tx.all(_STEPS) == [(7, "email")]
+        assert await tx.scalar(_HANDLED_AT, id=1) == WHEN
 
 
 def _sqlite_threads() -> int:
