@@ -11,7 +11,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from bot import logs, webhook_cli
+from bot import heap, logs, webhook_cli
 from bot.config import ConfigError, Settings, load_settings
 from bot.gate import cli as gate_cli
 
@@ -48,6 +48,7 @@ async def _run(settings: Settings) -> str | None:
         loop.add_signal_handler(sig, stop.set)
     try:
         await runner.start()
+        heap.settle()
         waiter = asyncio.create_task(runner.wait())
         stopper = asyncio.create_task(stop.wait())
         await asyncio.wait({waiter, stopper}, return_when=asyncio.FIRST_COMPLETED)
