@@ -272,9 +272,9 @@ class SmtpChannel:
         # Headers that are the same in every email, or are ASCII this code writes, go in as
         # they are: parsing them again per email cost more than the rest of sending it.
         message.set_raw("From", self._sender.header)
-        message["To"] = recipient
+        _set_header(message, "To", recipient)
         # The code in the subject is deliberate: it is what the notification shows.
-        message["Subject"] = f"Your {app_name} code is {code}"
+        _set_header(message, "Subject", f"Your {app_name} code is {code}")
         message.set_raw("Date", format_datetime(datetime.now(UTC)))
         message.set_raw("Message-ID", make_msgid(domain=self._sender.domain))
         for name, value in _TEXT_HEADERS:
@@ -347,6 +347,22 @@ class SmtpChannel:
             with suppress(aiosmtplib.SMTPException, OSError):
                 await smtp.quit()
             _close(smtp)
+
+
+def _set_header(message: EmailMessage, name: str, value: str) -> None:
+    """A header as it is when it needs no encoding or folding (ASCII, one short line, nothing
+    that reads as an encoded word); otherwise parsed, encoded and folded by the email policy,
+    which costs more than the rest of the message."""
+    plain = (
+        value.isascii()
+        and value.isprintable()
+        and len(name) + 2 + len(value) <= _POLICY.max_line_length
+        and "=?" not in value
+    )
+    if plain:
+        message.set_raw(name, value)
+    else:
+        message[name] = value
 
 
 def _close(smtp: aiosmtplib.SMTP) -> None:

@@ -41,14 +41,15 @@ class FreshUpdates(GetUpdates):
         self._skip = skip
         return self
 
-    def leave_out_known(self, content: str) -> str:
+    def loads(self, content: str) -> Any:
+        """The answer parsed, with the known updates left out of its result."""
         data = json.loads(content)
         result = data.get("result") if isinstance(data, dict) else None
-        if self._skip is None or not isinstance(result, list):
-            return content
-        fresh = [u for u in result if not self._skip(u.get("update_id"))]
-        self._dropped = len(result) - len(fresh)
-        return json.dumps({**data, "result": fresh}) if self._dropped else content
+        if self._skip is not None and isinstance(result, list):
+            fresh = [u for u in result if not self._skip(u.get("update_id"))]
+            self._dropped = len(result) - len(fresh)
+            data["result"] = fresh
+        return data
 
 
 class BotSession(AiohttpSession):
@@ -63,6 +64,12 @@ class BotSession(AiohttpSession):
         if kind not in _RESPONSE_TYPES:
             # Held for good: from now on pydantic's weak cache finds it.
             _RESPONSE_TYPES[kind] = Response[method.__returning__]  # type: ignore[name-defined]
-        if isinstance(method, FreshUpdates):
-            content = method.leave_out_known(content)
-        return super().check_response(bot, method, status_code, content)
+        if not isinstance(method, FreshUpdates):
+            return super().check_response(bot, method, status_code, content)
+        # The answer is parsed once, by the poll's own reader; `check_response` is synchronous,
+        # so no other call can meet the reader swapped in.
+        loads, self.json_loads = self.json_loads, method.loads
+        try:
+            return super().check_response(bot, method, status_code, content)
+        finally:
+            self.json_loads = loads
