@@ -353,10 +353,11 @@ def _set_header(message: EmailMessage, name: str, value: str) -> None:
     """A header as it is when it needs no encoding or folding (ASCII, one short line, nothing
     that reads as an encoded word); otherwise parsed, encoded and folded by the email policy,
     which costs more than the rest of the message."""
+    limit = _POLICY.max_line_length
     plain = (
         value.isascii()
         and value.isprintable()
-        and len(name) + 2 + len(value) <= _POLICY.max_line_length
+        and (limit is None or len(name) + 2 + len(value) <= limit)
         and "=?" not in value
     )
     if plain:

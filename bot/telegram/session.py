@@ -64,11 +64,12 @@ class BotSession(AiohttpSession):
         if kind not in _RESPONSE_TYPES:
             # Held for good: from now on pydantic's weak cache finds it.
             _RESPONSE_TYPES[kind] = Response[method.__returning__]  # type: ignore[name-defined]
-        if not isinstance(method, FreshUpdates):
+        reader = method.loads if isinstance(method, FreshUpdates) else None
+        if reader is None:
             return super().check_response(bot, method, status_code, content)
         # The answer is parsed once, by the poll's own reader; `check_response` is synchronous,
         # so no other call can meet the reader swapped in.
-        loads, self.json_loads = self.json_loads, method.loads
+        loads, self.json_loads = self.json_loads, reader
         try:
             return super().check_response(bot, method, status_code, content)
         finally:
