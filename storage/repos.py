@@ -221,19 +221,18 @@ _SAVE_CONVERSATION = Query(_upsert_conversation)
 _DROP_CONVERSATION = Query(delete(Conversation).where(Conversation.telegram_user_id == _USER))
 _DROP_LINK = Query(delete(Link).where(Link.telegram_user_id == _USER))
 _SAVE_LINK = Query(_upsert_link)
-_LINK_WRITES = {"keep": (), "drop": (_DROP_LINK,), "save": (_SAVE_LINK,)}
 
 
 @functools.cache
-def _writes(handled: bool, conversation: bool, link: str, audits: int) -> Batch:
+def _writes(handled: bool, conversation: bool, link: tuple[Query, ...], audits: int) -> Batch:
     """The statements of one update's outcome, for its shape: whether the update is recorded
-    as handled here, whether a conversation goes on, what becomes of the link ("keep", "drop",
-    "save") and how many audit entries it adds. Each touches a different row."""
+    as handled here, whether a conversation goes on, the link's statement (none when it stays
+    as it is) and how many audit entries it adds. Each touches a different row."""
     return Batch(
         *((_HANDLED,) if handled else ()),
         _SAVE_USER,
         _SAVE_CONVERSATION if conversation else _DROP_CONVERSATION,
-        *_LINK_WRITES[link],
+        *link,
         *((_audits(audits),) if audits else ()),
     )
 
@@ -337,7 +336,11 @@ class Store:
                 "data": vault.encrypt(record.data) if record.data else None,
             }
         link = changes.link
-        if isinstance(link, LinkRecord):
+        link_write: tuple[Query, ...] = ()  # none: the link stays as it is
+        if link is None:
+            link_write = (_DROP_LINK,)
+        elif isinstance(link, LinkRecord):
+            link_write = (_SAVE_LINK,)
             params |= {
                 "telegram_user_id": link.telegram_user_id,
                 "backend": link.backend,
@@ -357,12 +360,7 @@ class Store:
                 f"auth_user_id{n}": entry.auth_user_id,
                 f"detail{n}": entry.detail,
             }
-        shape = _writes(
-            handled is not None,
-            record is not None,
-            "save" if isinstance(link, LinkRecord) else "drop" if link is None else "keep",
-            len(changes.audit),
-        )
+        shape = _writes(handled is not None, record is not None, link_write, len(changes.audit))
         await tx.run_batch(shape, **params)
 
     async def get_link(self, user_id: int) -> LinkRecord | None:

@@ -1,7 +1,7 @@
 """The direct path (storage/direct.py): what it writes reads back the same through the ORM, a
-refused row is a Conflict that keeps nothing, a batch of writes lands whole or not at all,
-it never keeps a connection its engine has let go
-of, and connections the server ended are replaced without losing or repeating a write."""
+refused row is a Conflict that keeps nothing, a batch of writes lands whole or not at all, it
+never keeps a connection its engine has let go of, and connections the server ended are
+replaced without losing or repeating a write."""
 
 from __future__ import annotations
 
