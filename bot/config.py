@@ -84,7 +84,8 @@ class Settings(BaseSettings):
     database_max_overflow: int = Field(default=10, ge=0, le=1000)
     # Shared state for several replicas (bot.coordination); without it, all of that is in-process.
     redis_url: str | None = None
-    # Seconds a replica that dies while handling someone's update keeps their next one waiting.
+    # Seconds a replica that dies while handling someone's update (or sending into their chat)
+    # keeps their next one waiting.
     redis_lock_lease: float = Field(default=10.0, ge=0.1, le=300)
     passgram_secret: SecretStr | None = None
     # Read-only during a change of secret (`passgram secret rotate`). Set but empty means the

@@ -3,9 +3,14 @@
 The same lanes and rules as `bot.limits_out.LocalLimiter` (read its docstring): the overall lane,
 one lane per chat at the private or the group rate, a slot held until the answer arrives and a
 window counted from the answer, a 429 pausing a chat (or everything). Each lane is a sorted set:
-calls in flight scored with a deadline far ahead (so a replica that dies mid-call frees its slot
-once that passes), answered calls scored with when their answer came. One script checks a lane
-and takes a slot atomically, on Redis's clock, the one clock every replica shares.
+calls in flight scored with a lease's deadline, answered calls scored with when their answer
+came. One script checks a lane and takes a slot atomically, on Redis's clock, the one clock every
+replica shares.
+
+A call in flight keeps its slot by renewing the lease, as a lock does (`bot.coordination.locks`):
+one keeper per process renews every slot it holds at a third of the lease. A replica that dies
+mid-call stops renewing, so its slot counts as answered once the lease ends, and the chat waits
+that long for its next message rather than for however long a call might take.
 
 Within a process, callers queue for a lane first come, first served, and only the head of the
 queue asks Redis: it sleeps until the slot the script says opens next, or, when only calls in
@@ -25,14 +30,12 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from bot import metrics
-from bot.coordination.locks import LocalLocks
+from bot.coordination.locks import LEASE, LocalLocks
 from bot.limits_out import ChatId, Cost, Rate, Rates, chat_key, is_private
 
 log = logging.getLogger(__name__)
 
-FLIGHT = 120.0  # seconds a call may stay unanswered before its slot counts as free
-
-# KEYS[1]: the lane; KEYS[2..]: pauses it obeys. ARGV: count, window ms, token, flight ms.
+# KEYS[1]: the lane; KEYS[2..]: pauses it obeys. ARGV: count, window ms, token, lease ms.
 # Answers 0 when the slot is taken, else milliseconds until one may open (-1: when a call in
 # flight ends).
 _TAKE = """
@@ -42,12 +45,12 @@ for i = 2, #KEYS do
   local paused = tonumber(redis.call('GET', KEYS[i]) or '0')
   if paused > now then return paused - now end
 end
-local count, per, flight = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[4])
+local count, per, lease = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[4])
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - per)
 local over = redis.call('ZCARD', KEYS[1]) - count
 if over < 0 then
-  redis.call('ZADD', KEYS[1], now + flight, ARGV[3])
-  redis.call('PEXPIRE', KEYS[1], per + flight)
+  redis.call('ZADD', KEYS[1], now + lease, ARGV[3])
+  redis.call('PEXPIRE', KEYS[1], per + lease)
   return 0
 end
 local oldest = tonumber(redis.call('ZRANGE', KEYS[1], over, over, 'WITHSCORES')[2])
@@ -63,6 +66,25 @@ for i = 1, #KEYS do
     redis.call('ZADD', KEYS[i], 'XX', now, ARGV[1])
   else
     redis.call('ZREM', KEYS[i], ARGV[1])
+  end
+end
+return 0
+"""
+# KEYS: lanes with a slot in flight. ARGV[1]: lease ms; then, for each lane, the slot's token
+# and the lane's window ms. A slot already answered (scored at or before now) is left alone: its
+# answer may have overtaken this renewal on the way to Redis.
+_RENEW = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local lease = tonumber(ARGV[1])
+for i = 1, #KEYS do
+  local token, per = ARGV[2 * i], tonumber(ARGV[2 * i + 1])
+  local score = redis.call('ZSCORE', KEYS[i], token)
+  if score and tonumber(score) > now then
+    redis.call('ZADD', KEYS[i], now + lease, token)
+    if redis.call('PTTL', KEYS[i]) < lease + per then
+      redis.call('PEXPIRE', KEYS[i], lease + per)
+    end
   end
 end
 return 0
@@ -85,15 +107,23 @@ def _ms(seconds: float) -> int:
 
 
 class RedisLimiter:
+    """`lease`: seconds a slot in flight outlives a replica that died holding it."""
+
     def __init__(
-        self, redis: Redis, prefix: str, rates: Rates | None = None, *, flight: float = FLIGHT
+        self, redis: Redis, prefix: str, rates: Rates | None = None, *, lease: float = LEASE
     ) -> None:
+        if lease <= 0:
+            raise ValueError("a slot's lease must be positive")
         self.rates = rates or Rates()
         self._prefix = f"{prefix}:tg"
-        self._flight_ms = _ms(flight)
+        self._lease_ms = _ms(lease)
         self._queues = LocalLocks()
+        # Slots in flight, by token: the lanes each holds, with their windows in ms.
+        self._flying: dict[str, list[tuple[str, int]]] = {}
+        self._keeper: asyncio.Task[None] | None = None
         self._take_script = redis.register_script(_TAKE)
         self._end_script = redis.register_script(_END)
+        self._renew_script = redis.register_script(_RENEW)
         self._pause_script = redis.register_script(PAUSE)
 
     def slot(self, chat_id: ChatId | None, cost: Cost) -> AbstractAsyncContextManager[None]:
@@ -112,19 +142,21 @@ class RedisLimiter:
             return
         token = secrets.token_hex(8)
         started = time.monotonic()
-        held: list[str] = []
+        # Registered before the overall lane is taken: waiting for that one may outlast a lease.
+        held = self._flying[token] = []
         overall_obeys = [self._pause(None)]
         try:
             if chat is not None:
                 if cost is Cost.CHAT:
                     rate = self.rates.private if is_private(chat) else self.rates.group
                     await self._take(self._lane(chat), rate, [self._pause(chat)], token)
-                    held.append(self._lane(chat))
+                    self._fly(held, self._lane(chat), rate)
                 else:  # administration: the chat's pause holds it, its message lane does not
                     overall_obeys.append(self._pause(chat))
             await self._take(self._lane(None), self.rates.total, overall_obeys, token)
-            held.append(self._lane(None))
+            self._fly(held, self._lane(None), self.rates.total)
         except BaseException:
+            del self._flying[token]
             if held:
                 await self._end(held, token, answered=False)
             raise
@@ -132,13 +164,42 @@ class RedisLimiter:
         try:
             yield
         finally:
+            del self._flying[token]
             await self._end(held, token, answered=True)
 
-    async def _end(self, lanes: list[str], token: str, *, answered: bool) -> None:
+    def _fly(self, held: list[tuple[str, int]], lane: str, rate: Rate) -> None:
+        """Count a slot just taken as in flight, and make sure a keeper renews it."""
+        held.append((lane, _ms(rate.per)))
+        if self._keeper is None:
+            self._keeper = asyncio.create_task(self._keep())
+
+    async def _keep(self) -> None:
+        """Renew every slot in flight at a third of the lease, for as long as there are any
+        (the next slot taken starts a keeper again)."""
         try:
+            while True:
+                await asyncio.sleep(self._lease_ms / 3000)
+                flying = [
+                    (lane, token, per) for token, held in self._flying.items() for lane, per in held
+                ]
+                if not flying:
+                    return
+                args: list[str | int] = [self._lease_ms]
+                for _, token, per in flying:
+                    args += [token, per]
+                try:
+                    await self._renew_script(keys=[lane for lane, _, _ in flying], args=args)
+                except RedisError as exc:
+                    log.warning("renewing limiter slots failed: %s", type(exc).__name__)
+        finally:
+            self._keeper = None
+
+    async def _end(self, held: list[tuple[str, int]], token: str, *, answered: bool) -> None:
+        try:
+            lanes = [lane for lane, _ in held]
             await self._end_script(keys=lanes, args=[token, 1 if answered else 0])
         except RedisError as exc:
-            # The call itself went (or failed) on its own; its slot frees when its flight ends.
+            # The call itself went (or failed) on its own; its slot frees when its lease ends.
             log.warning("ending a limiter slot failed: %s", type(exc).__name__)
 
     async def _take(self, lane: str, rate: Rate, pauses: list[str], token: str) -> None:
@@ -148,7 +209,7 @@ class RedisLimiter:
                 wait = int(
                     await self._take_script(
                         keys=[lane, *pauses],
-                        args=[rate.count, _ms(rate.per), token, self._flight_ms],
+                        args=[rate.count, _ms(rate.per), token, self._lease_ms],
                     )
                 )
                 if wait == 0:

@@ -53,7 +53,7 @@ def coordination_for(settings: Settings) -> Coordination:
     prefix = namespace(token.get_secret_value())
     return Coordination(
         RedisLocks(redis, prefix, lease=settings.redis_lock_lease),
-        RedisLimiter(redis, prefix, rates_from(settings)),
+        RedisLimiter(redis, prefix, rates_from(settings), lease=settings.redis_lock_lease),
         partial(RedisPacer, redis, prefix),
         redis,
     )
