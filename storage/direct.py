@@ -31,6 +31,7 @@ from storage.engine import InlineConnection
 
 Row: TypeAlias = tuple[Any, ...]
 Processor: TypeAlias = Callable[[Any], Any] | None
+_Statement: TypeAlias = Callable[[asyncpg.Connection], Awaitable[Any]]
 _MISSING: Any = object()
 
 
@@ -168,6 +169,11 @@ class Tx:
         for part in batch.parts:
             await self.run(part, **params)
 
+    async def lock(self, *ids: int) -> None:
+        """Take PostgreSQL's transaction-scoped advisory locks `ids`, in that order: one
+        statement, whose select list PostgreSQL evaluates in order."""
+        raise NotImplementedError("advisory locks are PostgreSQL's")
+
     async def _fetch(self, sql: str, args: list[Any]) -> Sequence[Sequence[Any]]:
         raise NotImplementedError
 
@@ -223,15 +229,15 @@ _SQLITE_CONFLICTS = frozenset(
 
 
 class _PostgresTx(Tx):
-    """asyncpg calls on the lease's connection. BEGIN goes with the first statement, so a
-    connection found dead by that first round trip can be swapped for a fresh one: nothing has
-    run on it yet (see `_Lease`)."""
+    """asyncpg calls on the lease's connection. BEGIN goes with the first statement (in the
+    same round trip when that is `lock`), so a connection found dead by that first round trip
+    can be swapped for a fresh one: nothing has run on it yet (see `_Lease`)."""
 
     def __init__(self, dialect: Dialect, lease: _Lease, *, atomic: bool) -> None:
         super().__init__(dialect)
         self._lease = lease
         self._atomic = atomic
-        self._transaction: Any = None  # asyncpg's, once begun
+        self._open = False  # BEGIN sent, COMMIT or ROLLBACK not yet
 
     async def _fetch(self, sql: str, args: list[Any]) -> Sequence[Sequence[Any]]:
         rows: list[Any] = await self._call(lambda connection: connection.fetch(sql, *args))
@@ -243,10 +249,19 @@ class _PostgresTx(Tx):
         last = status.rpartition(" ")[2]
         return int(last) if last.isdigit() else 0
 
-    async def _call(self, statement: Callable[[asyncpg.Connection], Awaitable[Any]]) -> Any:
+    async def lock(self, *ids: int) -> None:
+        # Integers only, written into the statement: without parameters it goes by the simple
+        # protocol, which carries several statements in one round trip, so BEGIN rides along.
+        taken = "SELECT " + ", ".join(f"pg_advisory_xact_lock('{int(id_)}'::bigint)" for id_ in ids)
+        await self._call(
+            lambda connection: connection.execute(taken),
+            opening=lambda connection: connection.execute(f"BEGIN; {taken}"),
+        )
+
+    async def _call(self, statement: _Statement, opening: _Statement | None = None) -> Any:
         first = self._lease.fresh
         try:
-            return await self._begun(statement)
+            return await self._begun(statement, opening)
         except asyncpg.UniqueViolationError as exc:
             raise Conflict() from exc
         except Exception:
@@ -255,28 +270,36 @@ class _PostgresTx(Tx):
         # The connection died (the server restarted or ended it, mostly while it sat in the
         # pool) under this transaction's first statement: whatever that began died with it,
         # so run the same statement on a new one.
-        self._transaction = None
+        self._open = False
         await self._lease.renew()
         try:
-            return await self._begun(statement)
+            return await self._begun(statement, opening)
         except asyncpg.UniqueViolationError as exc:
             raise Conflict() from exc
 
-    async def _begun(self, statement: Callable[[asyncpg.Connection], Awaitable[Any]]) -> Any:
+    async def _begun(self, statement: _Statement, opening: _Statement | None) -> Any:
+        """`statement`, after BEGIN if the transaction has not begun; `opening` is the same
+        statement with BEGIN in front, where it can take it."""
         connection = self._lease.connection
         self._lease.fresh = False
-        if self._atomic and self._transaction is None:
-            self._transaction = connection.transaction()
-            await self._transaction.start()
+        if self._atomic and not self._open:
+            # Open from here on, even if this fails: a ROLLBACK where none began only warns.
+            self._open = True
+            if opening is not None:
+                return await opening(connection)
+            await connection.execute("BEGIN")
         return await statement(connection)
 
     async def commit(self) -> None:
-        if self._transaction is not None:
-            await self._transaction.commit()
+        await self._end("COMMIT")
 
     async def rollback(self) -> None:
-        if self._transaction is not None:
-            await self._transaction.rollback()
+        await self._end("ROLLBACK")
+
+    async def _end(self, how: str) -> None:
+        if self._open:
+            self._open = False
+            await self._lease.connection.execute(how)
 
 
 class _Lease:

@@ -33,7 +33,6 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from sqlalchemy import (
-    BigInteger,
     ColumnElement,
     Integer,
     and_,
@@ -604,10 +603,8 @@ class _Windows:
         """Wait for, and keep until the transaction ends, the locks of the keys about to be
         counted; see the module's docstring. The total's lock, when needed, comes last."""
         if self.tx.postgresql:
-            # One statement: PostgreSQL evaluates its select list in order, so the locks are
-            # taken in the sorted order that keeps two transactions from waiting on each other.
-            params = {f"lock{n}": lock for n, lock in enumerate(sorted(locks))}
-            await self.tx.run(_advisory_locks(len(locks)), **params)
+            # In the sorted order that keeps two transactions from waiting on each other.
+            await self.tx.lock(*sorted(locks))
         elif not self._writing:
             # SQLite: a write that changes nothing still takes the database's one write lock.
             await self.tx.run(_TAKE_WRITE_LOCK)
@@ -708,19 +705,6 @@ _OLDEST = {
     )
     for mine in (False, True)
 }
-
-
-@functools.cache
-def _advisory_locks(count: int) -> Query:
-    """Take `count` advisory locks (lock0, lock1, ...), in that order."""
-    return Query(
-        select(
-            *(
-                func.pg_advisory_xact_lock(bindparam(f"lock{n}", type_=BigInteger))
-                for n in range(count)
-            )
-        )
-    )
 
 
 _TAKE_WRITE_LOCK = Query(update(LocalEvent).where(false()).values(kind=LocalEvent.kind))

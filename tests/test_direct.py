@@ -1,10 +1,11 @@
 """The direct path (storage/direct.py): what it writes reads back the same through the ORM, a
 refused row is a Conflict that keeps nothing, a batch of writes lands whole or not at all, it
-never keeps a connection its engine has let go of, and connections the server ended are
-replaced without losing or repeating a write."""
+never keeps a connection its engine has let go of, connections the server ended are replaced
+without losing or repeating a write, and advisory locks that open a transaction are its own."""
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -14,7 +15,7 @@ import asyncpg
 import pytest
 from sqlalchemy import bindparam, delete, insert, select
 
-from storage.direct import Batch, Conflict, Query, direct
+from storage.direct import Batch, Conflict, Direct, Query, direct
 from storage.engine import Database
 from storage.models import AuditEvent, Conversation, HandledUpdate, TelegramUser
 from tests.support.database import with_tables
@@ -171,3 +172,47 @@ async def test_a_connection_that_dies_mid_transaction_fails_it_whole(pg: Databas
     async with access.single() as tx:
         assert await tx.scalar(_HANDLED_AT, id=1) is None
         assert await tx.scalar(_HANDLED_AT, id=2) is None
+
+
+async def _waits_for_lock(access: Direct, lock: int, entered: asyncio.Event) -> None:
+    async with access.transaction() as tx:
+        await tx.lock(lock)
+        entered.set()
+
+
+async def test_locks_that_open_a_transaction_hold_until_it_commits(pg: Database) -> None:
+    access = direct(pg.sessions)
+    entered = asyncio.Event()
+    async with access.transaction() as tx:
+        # BEGIN goes in the same round trip as the locks: they are the transaction's.
+        await tx.lock(-(2**63), 5, 2**63 - 1)
+        await tx.run(_HANDLED, id=1, at=WHEN)
+        waiter = asyncio.create_task(_waits_for_lock(access, 5, entered))
+        done, _ = await asyncio.wait([waiter], timeout=0.5)
+        assert not done and not entered.is_set()
+    await asyncio.wait_for(waiter, 10)
+    async with access.single() as tx:
+        assert await tx.scalar(_HANDLED_AT, id=1) == WHEN
+
+
+async def test_a_transaction_opened_by_locks_rolls_back_whole(pg: Database) -> None:
+    access = direct(pg.sessions)
+    with pytest.raises(RuntimeError):
+        async with access.transaction() as tx:
+            await tx.lock(6)
+            await tx.run(_HANDLED, id=1, at=WHEN)
+            raise RuntimeError("refused")
+    entered = asyncio.Event()
+    await asyncio.wait_for(_waits_for_lock(access, 6, entered), 10)  # the lock went with it
+    async with access.single() as tx:
+        assert await tx.scalar(_HANDLED_AT, id=1) is None
+
+
+async def test_a_connection_that_died_before_its_locks_is_replaced(pg: Database) -> None:
+    access = direct(pg.sessions)
+    async with access.transaction() as tx:
+        assert await _end_connections(pg) == 1
+        await tx.lock(7)
+        await tx.run(_HANDLED, id=1, at=WHEN)
+    async with access.single() as tx:
+        assert await tx.scalar(_HANDLED_AT, id=1) == WHEN
