@@ -705,8 +705,6 @@ _OLDEST = {
     )
     for mine in (False, True)
 }
-
-
 _TAKE_WRITE_LOCK = Query(update(LocalEvent).where(false()).values(kind=LocalEvent.kind))
 
 

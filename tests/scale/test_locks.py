@@ -4,13 +4,9 @@ lock freed by its lease, re-entry by the holder."""
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
-import sys
-import textwrap
 
 from bot.coordination.locks import LocalLocks, Locks, RedisLocks, person
-from tests.support.redis import REDIS_URL, fresh_prefix, redis_clients
+from tests.support.redis import REDIS_URL, fresh_prefix, other_replica, redis_clients
 
 
 async def test_two_replicas_never_hold_one_persons_lock_at_once() -> None:
@@ -59,7 +55,7 @@ async def test_the_holder_passes_through_its_own_lock_again() -> None:
 
 async def test_a_killed_replicas_lock_is_freed_when_its_lease_ends() -> None:
     prefix = fresh_prefix()
-    holder = textwrap.dedent(f"""
+    holder = f"""
         import asyncio, sys
         from redis.asyncio import Redis
         from bot.coordination.locks import RedisLocks, person
@@ -71,30 +67,20 @@ async def test_a_killed_replicas_lock_is_freed_when_its_lease_ends() -> None:
                 await asyncio.sleep(3600)
 
         asyncio.run(main())
-    """)
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-c", holder, stdout=asyncio.subprocess.PIPE
-    )
-    async with redis_clients(1, prefix) as (client,):
-        try:
-            assert process.stdout is not None
-            assert await asyncio.wait_for(process.stdout.readline(), 30) == b"held\n"
-            locks: Locks = RedisLocks(client, prefix)
-            entered = asyncio.Event()
+    """
+    async with other_replica(holder) as process, redis_clients(1, prefix) as (client,):
+        locks: Locks = RedisLocks(client, prefix)
+        entered = asyncio.Event()
 
-            async def take() -> None:
-                async with locks.hold(person(5)):
-                    entered.set()
+        async def take() -> None:
+            async with locks.hold(person(5)):
+                entered.set()
 
-            waiter = asyncio.create_task(take())
-            # The holder renews its lease while alive: three leases pass and the lock holds.
-            await asyncio.sleep(1.5)
-            assert not entered.is_set()
-            os.kill(process.pid, signal.SIGKILL)
-            await process.wait()
-            await asyncio.wait_for(waiter, 10)
-            assert entered.is_set()
-        finally:
-            if process.returncode is None:
-                process.kill()
-                await process.wait()
+        waiter = asyncio.create_task(take())
+        # The holder renews its lease while alive: three leases pass and the lock holds.
+        await asyncio.sleep(1.5)
+        assert not entered.is_set()
+        process.kill()
+        await process.wait()
+        await asyncio.wait_for(waiter, 10)
+        assert entered.is_set()

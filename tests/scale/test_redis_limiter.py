@@ -4,15 +4,11 @@ each lane, and a 429 seen by one pauses the chat for all."""
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
-import sys
-import textwrap
 import time
 
 from bot.coordination.limiter import RedisLimiter
 from bot.limits_out import Cost, Rate, Rates
-from tests.support.redis import REDIS_URL, fresh_prefix, redis_clients
+from tests.support.redis import REDIS_URL, fresh_prefix, other_replica, redis_clients
 
 RATES = Rates(total=Rate(8, 0.4), private=Rate(2, 0.4), group=Rate(3, 0.6))
 
@@ -113,7 +109,7 @@ async def test_a_killed_replicas_call_in_flight_frees_its_chat_when_its_lease_en
     """A replica killed between Telegram's answer and telling Redis holds the chat's slot; its
     lease, renewed while it lived, frees that slot soon after, not a call's timeout later."""
     prefix = fresh_prefix()
-    holder = textwrap.dedent(f"""
+    holder = f"""
         import asyncio
         from redis.asyncio import Redis
         from bot.coordination.limiter import RedisLimiter
@@ -123,27 +119,17 @@ async def test_a_killed_replicas_call_in_flight_frees_its_chat_when_its_lease_en
             rates = Rates(total=Rate(30, 1.0), private=Rate(1, 0.2), group=Rate(1, 0.2))
             limiter = RedisLimiter(Redis.from_url({REDIS_URL!r}), {prefix!r}, rates, lease=0.5)
             async with limiter.slot(5, Cost.CHAT):
-                print("sending", flush=True)
+                print("held", flush=True)
                 await asyncio.sleep(3600)
 
         asyncio.run(main())
-    """)
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-c", holder, stdout=asyncio.subprocess.PIPE
-    )
-    async with redis_clients(1, prefix) as (client,):
-        try:
-            assert process.stdout is not None
-            assert await asyncio.wait_for(process.stdout.readline(), 30) == b"sending\n"
-            rates = Rates(total=Rate(30, 1.0), private=Rate(1, 0.2), group=Rate(1, 0.2))
-            waiter = asyncio.create_task(_enter(RedisLimiter(client, prefix, rates), 5))
-            # The holder renews its slot while alive: three leases pass and the chat waits.
-            done, _ = await asyncio.wait([waiter], timeout=1.5)
-            assert not done
-            os.kill(process.pid, signal.SIGKILL)
-            await process.wait()
-            await asyncio.wait_for(waiter, 10)
-        finally:
-            if process.returncode is None:
-                process.kill()
-                await process.wait()
+    """
+    async with other_replica(holder) as process, redis_clients(1, prefix) as (client,):
+        rates = Rates(total=Rate(30, 1.0), private=Rate(1, 0.2), group=Rate(1, 0.2))
+        waiter = asyncio.create_task(_enter(RedisLimiter(client, prefix, rates), 5))
+        # The holder renews its slot while alive: three leases pass and the chat waits.
+        done, _ = await asyncio.wait([waiter], timeout=1.5)
+        assert not done
+        process.kill()
+        await process.wait()
+        await asyncio.wait_for(waiter, 10)

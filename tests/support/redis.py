@@ -4,8 +4,11 @@ tests share the server)."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import secrets
+import sys
+import textwrap
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -40,3 +43,20 @@ async def forget(redis: Redis, prefix: str) -> None:
     keys = [key async for key in redis.scan_iter(match=f"{prefix}:*")]
     if keys:
         await redis.delete(*keys)
+
+
+@asynccontextmanager
+async def other_replica(script: str) -> AsyncIterator[asyncio.subprocess.Process]:
+    """Another replica: a Python process running `script` (dedented), entered once it prints
+    "held" (it holds what it took and waits); killed at the end if the caller has not already."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", textwrap.dedent(script), stdout=asyncio.subprocess.PIPE
+    )
+    try:
+        assert process.stdout is not None
+        assert await asyncio.wait_for(process.stdout.readline(), 30) == b"held\n"
+        yield process
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
