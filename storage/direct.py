@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any, TypeAlias, cast
 
 import asyncpg  # type: ignore[import-untyped]
+from sqlalchemy import func, select
 from sqlalchemy.engine import Dialect, Engine
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.pool import PoolProxiedConnection
@@ -107,25 +108,43 @@ class Query:
 
 
 class Batch:
-    """Writes that belong together, run as one: on PostgreSQL one statement, each part but the
-    last a data-modifying CTE (one round trip, atomic by itself); on SQLite, which has no such
-    CTEs, one after another in the caller's transaction.
+    """Statements that belong together, run as one: on PostgreSQL one statement, each part a
+    data-modifying CTE but the last (one round trip, atomic by itself); on SQLite, which has no
+    such CTEs, one after another in the caller's transaction.
 
     Every part sees the database as it was before the batch and none sees another's rows, so
     the parts must not touch the same row. Foreign keys are checked at the statement's end,
     so a part may refer to a row an earlier part inserts. Parameters are shared by name.
+
+    Parts named `required` (a write's RETURNING, a SELECT … FOR SHARE) must each find a row for
+    the batch to stand; `Tx.run_batch` says which did, and the caller rolls the transaction
+    back when one did not. On PostgreSQL every part is then a CTE, and the statement selects
+    how many rows each required part returned.
     """
 
-    __slots__ = ("parts", "together")
+    __slots__ = ("parts", "required", "together")
 
-    def __init__(self, *parts: Query) -> None:
+    def __init__(self, *parts: Query, required: Sequence[int] = ()) -> None:
         if not parts:
             raise ValueError("a batch of nothing")
+        if not all(0 <= n < len(parts) for n in required):
+            raise ValueError("a required part that is not in the batch")
         self.parts = parts
+        self.required = tuple(required)  # positions in `parts`
         self.together = Query(self._combined)
 
     def _combined(self, dialect: Dialect) -> ClauseElement:
-        *ctes, last = (part.statement(dialect) for part in self.parts)
+        statements = [part.statement(dialect) for part in self.parts]
+        if self.required:
+            ctes = [statement.cte(f"part{n}") for n, statement in enumerate(statements)]
+            counted = select(
+                *(
+                    select(func.count()).select_from(ctes[n]).scalar_subquery()
+                    for n in self.required
+                )
+            )
+            return cast(ClauseElement, counted.add_cte(*ctes))
+        *ctes, last = statements
         if not ctes:
             return cast(ClauseElement, last)
         return cast(
@@ -161,13 +180,23 @@ class Tx:
         compiled = query.compiled(self.dialect)
         return await self._run(compiled.sql, compiled.args(params))
 
-    async def run_batch(self, batch: Batch, **params: Any) -> None:
-        """Execute a `Batch` of writes with the same parameters."""
+    async def run_batch(self, batch: Batch, **params: Any) -> list[bool]:
+        """Execute a `Batch` with the same parameters; for each of its required parts, whether
+        it found a row."""
         if self.postgresql:
-            await self.run(batch.together, **params)
-            return
-        for part in batch.parts:
-            await self.run(part, **params)
+            if not batch.required:
+                await self.run(batch.together, **params)
+                return []
+            counts = await self.first(batch.together, **params)
+            assert counts is not None
+            return [bool(count) for count in counts]
+        found = {}
+        for n, part in enumerate(batch.parts):
+            if n in batch.required:
+                found[n] = await self.first(part, **params) is not None
+            else:
+                await self.run(part, **params)
+        return [found[n] for n in batch.required]
 
     async def lock(self, *ids: int) -> None:
         """Take PostgreSQL's transaction-scoped advisory locks `ids`, in that order: one

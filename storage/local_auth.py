@@ -49,7 +49,7 @@ from sqlalchemy import (
 from storage.direct import Query, Tx, direct
 from storage.engine import SessionFactory
 from storage.models import Link, LocalAccount, LocalChallenge, LocalEvent
-from storage.repos import Stale, Work, insert_for
+from storage.repos import Must, Stale, Work, insert_for
 from storage.vault import Vault
 
 # Event kinds. A send writes one row per cap it counts against.
@@ -464,26 +464,26 @@ class LocalAuthStore:
 
         It uses the code up (only if nothing else did meanwhile), checks that the account still
         exists, and forgives this person's earlier failures for the address (NIST SP 800-63B
-        §3.2.2); everyone else's stay counted. Raises StaleVerification when the code or the
-        account is gone, which rolls the whole transaction back.
+        §3.2.2); everyone else's stay counted. StaleVerification is raised when the code or the
+        account is gone, which rolls the whole transaction back. Its parameters are named
+        `code_*`, apart from the outcome's.
         """
 
-        async def work(tx: Tx) -> None:
-            used = await tx.scalar(
-                _USE_CODE,
-                id=challenge_id,
-                identifier=keys.identifier,
-                requester=keys.requester,
-                now=now,
-            )
-            if used is None:
-                raise StaleVerification("the code was used or erased meanwhile")
-            # Held until the link is stored: an erasure waits for it, then sees the link.
-            if await tx.scalar(_HOLD_ACCOUNT, id=account_id) is None:
-                raise StaleVerification("the account was erased meanwhile")
-            await tx.run(_FORGIVE, identifier=keys.identifier, requester=keys.requester)
-
-        return work
+        return Work(
+            (
+                Must(_USE_CODE, StaleVerification("the code was used or erased meanwhile")),
+                # Held until the link is stored: an erasure waits for it, then sees the link.
+                Must(_HOLD_ACCOUNT, StaleVerification("the account was erased meanwhile")),
+                _FORGIVE,
+            ),
+            {
+                "code_challenge": challenge_id,
+                "code_identifier": keys.identifier,
+                "code_requester": keys.requester,
+                "code_used_at": now,
+                "code_account": account_id,
+            },
+        )
 
     # -- accounts -------------------------------------------------------------------------
 
@@ -732,8 +732,8 @@ _DROP_EVENT = Query(delete(LocalEvent).where(LocalEvent.id == bindparam("id")))
 _FORGIVE = Query(
     delete(LocalEvent).where(
         LocalEvent.kind == FAILURE,
-        LocalEvent.key == bindparam("identifier"),
-        LocalEvent.requester == bindparam("requester"),
+        LocalEvent.key == bindparam("code_identifier"),
+        LocalEvent.requester == bindparam("code_requester"),
     )
 )
 _THIS_CHALLENGE = (
@@ -772,8 +772,13 @@ _TAKE_TRY = Query(
 )
 _USE_CODE = Query(
     update(LocalChallenge)
-    .where(*_THIS_CHALLENGE, LocalChallenge.consumed_at.is_(None))
-    .values(consumed_at=bindparam("now"))
+    .where(
+        LocalChallenge.id == bindparam("code_challenge"),
+        LocalChallenge.identifier_index == bindparam("code_identifier"),
+        LocalChallenge.requester_index == bindparam("code_requester"),
+        LocalChallenge.consumed_at.is_(None),
+    )
+    .values(consumed_at=bindparam("code_used_at"))
     .returning(LocalChallenge.id)
 )
 _REPLACE_CODE = Query(
@@ -808,7 +813,9 @@ def _account_by(indexes: int) -> Query:
 
 
 _HOLD_ACCOUNT = Query(
-    select(LocalAccount.id).where(LocalAccount.id == bindparam("id")).with_for_update(read=True)
+    select(LocalAccount.id)
+    .where(LocalAccount.id == bindparam("code_account"))
+    .with_for_update(read=True)
 )
 _NEW_ACCOUNT = Query(
     lambda dialect: (

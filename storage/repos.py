@@ -6,7 +6,7 @@ Callers get plain records; encryption and blind indexes stay inside this module 
 from __future__ import annotations
 
 import functools
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Final, TypeAlias
@@ -65,9 +65,6 @@ class AuditRecord:
     detail: dict[str, Any] = field(default_factory=dict)
 
 
-# Database work another part (an auth backend) needs done in the transaction that stores an
-# update's outcome, e.g. using up the code whose check produced the link being written.
-Work: TypeAlias = Callable[[Tx], Awaitable[None]]
 # Other parts' erasure of a person's rows, in the transaction of the erasure.
 SessionWork: TypeAlias = Callable[[AsyncSession], Awaitable[None]]
 
@@ -107,6 +104,30 @@ class Loaded:
 class Stale(Exception):
     """Work handed over by a backend found that what it was to make final no longer stands (a
     code used or an account erased meanwhile); the whole outcome was rolled back."""
+
+
+@dataclass(frozen=True, slots=True)
+class Must:
+    """A statement of `Work` that must find a row (a write's RETURNING, a SELECT … FOR SHARE);
+    when it finds none, `stale` is raised and the whole outcome rolls back."""
+
+    query: Query
+    stale: Stale
+
+
+@dataclass(frozen=True, slots=True)
+class Work:
+    """Database work another part (an auth backend) needs done in the transaction that stores
+    an update's outcome, e.g. using up the code whose check produced the link being written.
+
+    Its statements join the outcome's `Batch`, after the update's handled row and before the
+    outcome's own rows: on PostgreSQL one statement with them. So they follow the batch's
+    rules (no row touched twice), and `params` are named apart from the outcome's (`user_id`,
+    `now`, the link's fields...): a name given twice with two values is refused.
+    """
+
+    statements: tuple[Query | Must, ...]
+    params: Mapping[str, Any]
 
 
 class Duplicate(Exception):
@@ -224,16 +245,27 @@ _SAVE_LINK = Query(_upsert_link)
 
 
 @functools.cache
-def _writes(handled: bool, conversation: bool, link: tuple[Query, ...], audits: int) -> Batch:
+def _writes(
+    handled: bool,
+    work: tuple[Query, ...],
+    required: tuple[int, ...],
+    conversation: bool,
+    link: tuple[Query, ...],
+    audits: int,
+) -> Batch:
     """The statements of one update's outcome, for its shape: whether the update is recorded
-    as handled here, whether a conversation goes on, the link's statement (none when it stays
-    as it is) and how many audit entries it adds. Each touches a different row."""
+    as handled here, the statements of other parts' work and which of them must find a row
+    (positions in `work`), whether a conversation goes on, the link's statement (none when it
+    stays as it is) and how many audit entries it adds. Each touches a different row."""
+    first = (_HANDLED,) if handled else ()
     return Batch(
-        *((_HANDLED,) if handled else ()),
+        *first,
+        *work,
         _SAVE_USER,
         _SAVE_CONVERSATION if conversation else _DROP_CONVERSATION,
         *link,
         *((_audits(audits),) if audits else ()),
+        required=[len(first) + n for n in required],
     )
 
 
@@ -269,30 +301,23 @@ class Store:
         )
 
     async def apply(self, changes: Changes) -> None:
-        """Write one update's outcome, all or nothing; raises Duplicate for a redelivery.
+        """Write one update's outcome, all or nothing; raises Duplicate for a redelivery, or
+        the work's Stale when what it was to make final no longer stands.
 
-        Without other work, the outcome is one `Batch`: one statement on PostgreSQL, where a
-        redelivery's handled row makes the whole of it fail. With work (a code to use up), the
-        handled row goes first, so a redelivery stops before the work can judge it stale.
+        The outcome is one `Batch`: on PostgreSQL one statement, where a redelivery's handled
+        row makes the whole of it fail, whatever the work would have found. Work that must
+        find rows runs in a transaction, rolled back when one is missing.
         """
         if changes.erase:
             await self._apply_erasure(changes)
             return
-        update_id = changes.update_id
+        checked = any(isinstance(s, Must) for work in changes.work for s in work.statements)
         try:
-            if not changes.work:
-                async with self._direct.single() as tx:
-                    await self._write(tx, changes, handled=update_id)
-                return
-            async with self._direct.transaction() as tx:
-                if update_id is not None:
-                    await tx.run(_HANDLED, update_id=update_id, at=utcnow())
-                for work in changes.work:
-                    await work(tx)
-                await self._write(tx, changes, handled=None)
+            async with self._direct.transaction() if checked else self._direct.single() as tx:
+                await self._write(tx, changes)
         except Conflict:
             # Every other write is an upsert or a new row: only the handled row can conflict.
-            raise Duplicate(update_id) from None
+            raise Duplicate(changes.update_id) from None
 
     async def _apply_erasure(self, changes: Changes) -> None:
         """Erasure touches other parts' rows too (the gate's), written through sessions."""
@@ -317,9 +342,9 @@ class Store:
             )
             return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
-    async def _write(self, tx: Tx, changes: Changes, *, handled: int | None) -> None:
-        """The outcome's rows, with the update recorded as `handled` when given."""
-        user, now, vault = changes.user, utcnow(), self._vault
+    async def _write(self, tx: Tx, changes: Changes) -> None:
+        """The outcome's rows and the work's statements, the update recorded as handled."""
+        user, now, vault, handled = changes.user, utcnow(), self._vault, changes.update_id
         params: dict[str, Any] = {
             "user_id": user.id,
             "username": user.username,
@@ -360,8 +385,31 @@ class Store:
                 f"auth_user_id{n}": entry.auth_user_id,
                 f"detail{n}": entry.detail,
             }
-        shape = _writes(handled is not None, record is not None, link_write, len(changes.audit))
-        await tx.run_batch(shape, **params)
+        work: list[Query] = []
+        musts: list[Must] = []
+        required: list[int] = []
+        for each in changes.work:
+            if clash := params.keys() & each.params.keys():
+                raise ValueError(f"parameters named twice: {sorted(clash)}")
+            params |= each.params
+            for statement in each.statements:
+                if isinstance(statement, Must):
+                    required.append(len(work))
+                    musts.append(statement)
+                    statement = statement.query
+                work.append(statement)
+        shape = _writes(
+            handled is not None,
+            tuple(work),
+            tuple(required),
+            record is not None,
+            link_write,
+            len(changes.audit),
+        )
+        found = await tx.run_batch(shape, **params)
+        for must, ok in zip(musts, found, strict=True):
+            if not ok:
+                raise must.stale
 
     async def get_link(self, user_id: int) -> LinkRecord | None:
         async with self._sessions() as session:

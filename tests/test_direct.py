@@ -94,6 +94,39 @@ async def test_a_batch_lands_whole_or_not_at_all(database: Database) -> None:
         assert await tx.scalar(_HANDLED_AT, id=1) == WHEN
 
 
+_TAKE_STEP = Query(
+    delete(Conversation)
+    .where(Conversation.step == bindparam("taken"))
+    .returning(Conversation.telegram_user_id)
+)
+_SEEN = Query(select(HandledUpdate.update_id).where(HandledUpdate.update_id == bindparam("seen")))
+
+
+async def test_a_batch_says_which_required_parts_found_no_row(database: Database) -> None:
+    # Each required part is counted in the same statement as the writes on PostgreSQL; the
+    # caller rolls the transaction back when one found nothing, and keeps none of it.
+    async with direct(database.sessions).single() as tx:
+        await tx.run_batch(Batch(_PERSON, _STEP, _HANDLED), id=5, user=7, step="email", at=WHEN)
+    taking = Batch(_HANDLED, _TAKE_STEP, _SEEN, required=[1, 2])
+
+    class Refused(Exception):
+        pass
+
+    with pytest.raises(Refused):
+        async with direct(database.sessions).transaction() as tx:
+            found = await tx.run_batch(taking, id=1, at=WHEN, taken="code", seen=5)
+            assert found == [False, True]
+            raise Refused
+    async with direct(database.sessions).single() as tx:
+        assert await tx.scalar(_HANDLED_AT, id=1) is None
+    async with direct(database.sessions).transaction() as tx:
+        found = await tx.run_batch(taking, id=1, at=WHEN, taken="email", seen=6)
+        assert found == [True, False]
+    async with direct(database.sessions).single() as tx:
+        assert await tx.all(_STEPS) == []
+        assert await tx.scalar(_HANDLED_AT, id=1) == WHEN
+
+
 def _sqlite_threads() -> int:
     """aiosqlite's connection threads still running, once closed ones had time to end."""
     threads = [thread for thread in threading.enumerate() if "connection_worker" in thread.name]

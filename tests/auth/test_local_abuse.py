@@ -11,10 +11,10 @@ from sqlalchemy import delete
 from bot.auth.base import CodeExpired, LinkRef, RateLimited, TooManyAttempts, WrongCode
 from bot.auth.limits import LocalLimits
 from bot.auth.local import LocalBackend
-from storage.direct import Query, direct
 from storage.engine import SessionFactory
 from storage.local_auth import FAILURE, StaleVerification
-from storage.models import Link, LocalAccount, LocalChallenge
+from storage.models import Link, LocalAccount, LocalChallenge, TelegramUser
+from storage.repos import Changes, LinkRecord, Store, UserInfo
 from tests.auth.conftest import (
     ADA,
     BOB,
@@ -180,11 +180,19 @@ async def test_a_refused_commit_rolls_back_the_rest_of_its_transaction(
     await finish(sessions, first)
     assert second.commit is not None
 
+    linked = LinkRecord(ME.telegram_user_id, "local", second.auth_user_id, "email", ADA.value)
     with pytest.raises(StaleVerification):
-        async with direct(sessions).transaction() as tx:
-            await second.commit(tx)
-            await tx.run(Query(delete(LocalAccount)))
+        await Store(sessions, VAULT).apply(
+            Changes(
+                user=UserInfo(ME.telegram_user_id),
+                conversation=None,
+                link=linked,
+                work=[second.commit],
+            )
+        )
 
+    assert await rows(sessions, Link) == []
+    assert ME.telegram_user_id not in {user.id for user in await rows(sessions, TelegramUser)}
     assert len(await rows(sessions, LocalAccount)) == 1
 
 

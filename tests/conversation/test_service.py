@@ -2,25 +2,27 @@
 
 from __future__ import annotations
 
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import false, literal, select
 
 from bot.auth.base import Challenge, Requester, VerifiedIdentity
 from bot.conversation.events import Incoming, Text
 from bot.conversation.flow import Conversation
 from bot.conversation.service import ConversationService
+from storage.direct import Query
 from storage.engine import Database
-from storage.repos import Stale, Store
+from storage.repos import Must, Stale, Store, Work
 from storage.vault import Vault
 from tests.conversation.test_flow import ANN, NOW, ScriptedBackend
+
+# A statement that finds no row: what the work was to make final is gone.
+_NOTHING = Query(select(literal(1)).where(false()))
 
 
 class StaleOnCommit(ScriptedBackend):
     """The code checks out, but by the time the link is stored it has been used elsewhere."""
 
     async def verify(self, challenge: Challenge, code: str, who: Requester) -> VerifiedIdentity:
-        async def commit(session: AsyncSession) -> None:
-            raise Stale("used meanwhile")
-
+        commit = Work((Must(_NOTHING, Stale("used meanwhile")),), {})
         return VerifiedIdentity("user_1", challenge.identifier, created=True, commit=commit)
 
 
