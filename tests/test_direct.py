@@ -182,6 +182,63 @@ async def test_connections_the_server_ended_are_not_handed_out_again(pg: Databas
         assert list(stored) == [1, 2]
 
 
+async def _open_connections(database: Database) -> int:
+    admin = await asyncpg.connect(ADMIN_DSN)
+    try:
+        count = await admin.fetchval(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = $1",
+            database.engine.url.database,
+        )
+    finally:
+        await admin.close()
+    return int(count)
+
+
+async def _together(access: Direct, ids: range) -> None:
+    """One transaction per id, all holding a connection at the same moment."""
+    arrived = asyncio.Barrier(len(ids))
+
+    async def one(n: int) -> None:
+        async with access.transaction() as tx:
+            await tx.run(_HANDLED, id=n, at=WHEN)
+            await arrived.wait()
+
+    await asyncio.gather(*(one(n) for n in ids))
+
+
+# A connection left to the garbage collector is ended too, with SQLAlchemy's warning.
+@pytest.mark.filterwarnings("error::sqlalchemy.exc.SAWarning")
+async def test_a_disposed_engine_closes_every_connection_it_kept() -> None:
+    async with fresh_postgres() as url:
+        database = Database(url)
+        await database.create_all()
+        await _together(direct(database.sessions), range(6))
+        assert await _open_connections(database) == 6
+        await database.dispose()
+        # A backend ends a moment after its client closed the connection.
+        for _ in range(100):
+            if await _open_connections(database) == 0:
+                break
+            await asyncio.sleep(0.1)
+        assert await _open_connections(database) == 0
+
+
+async def test_connections_kept_between_transactions_leave_the_sessions_room() -> None:
+    async with fresh_postgres() as url, with_tables(url) as _:
+        database = Database(url, pool_size=2, max_overflow=0)
+        try:
+            await _together(direct(database.sessions), range(2))
+            # Both went back: one kept for the next transaction, one to the pool, where a
+            # session finds it (with both kept, it would wait for the pool's 30 s timeout).
+            async with database.sessions() as session:
+                handled = await asyncio.wait_for(
+                    session.scalars(select(HandledUpdate.update_id).order_by("update_id")), 10
+                )
+                assert list(handled) == [0, 1]
+        finally:
+            await database.dispose()
+
+
 @pytest.mark.parametrize("atomic", [True, False], ids=["transaction", "single"])
 async def test_a_connection_that_died_before_its_first_statement_is_replaced(
     pg: Database, atomic: bool
