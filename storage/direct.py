@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any, TypeAlias, cast
 
 import asyncpg  # type: ignore[import-untyped]
-from sqlalchemy import event, func, select
+from sqlalchemy import event, func, literal, select, true
 from sqlalchemy.engine import Dialect, Engine
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.pool import PoolProxiedConnection, QueuePool
@@ -51,8 +51,8 @@ class _Compiled:
 
     def args(self, given: Mapping[str, Any]) -> list[Any]:
         out = []
-        for name, literal, process in self.params:
-            value = given[name] if literal is _MISSING else literal
+        for name, fixed, process in self.params:
+            value = given[name] if fixed is _MISSING else fixed
             out.append(value if process is None else process(value))
         return out
 
@@ -153,6 +153,49 @@ class Batch:
         )
 
 
+class Together:
+    """Reads and writes that go together, run as one: on PostgreSQL one statement (the writes
+    data-modifying CTEs, the reads joined beside the first write's RETURNING rows); on SQLite
+    the reads first, then the writes, in the caller's transaction.
+
+    Either way the reads see the database as it was before the writes, the snapshot a count
+    taken before its own events are recorded wants. Each read finds at most one row, whose
+    first column is never NULL (how a missing row is told apart); so is the first column the
+    first write returns. Parameters are shared by name.
+    """
+
+    __slots__ = ("reads", "together", "writes")
+
+    def __init__(self, reads: Sequence[Query], writes: Sequence[Query]) -> None:
+        if not reads or not writes:
+            raise ValueError("together: at least one read and one write")
+        self.reads = tuple(reads)
+        self.writes = tuple(writes)
+        self.together = Query(self._combined)
+
+    def _combined(self, dialect: Dialect) -> ClauseElement:
+        ctes = [w.statement(dialect).cte(f"write{n}") for n, w in enumerate(self.writes)]
+        reads = [r.statement(dialect).subquery(f"read{n}") for n, r in enumerate(self.reads)]
+        # One row however many the reads found and the first write returned (none included).
+        joined: Any = select(literal(1).label("one")).subquery("one")
+        for part in (*reads, ctes[0]):
+            joined = joined.outerjoin(part, true())
+        columns = [column for part in (*reads, ctes[0]) for column in part.c]
+        return cast(ClauseElement, select(*columns).select_from(joined).add_cte(*ctes))
+
+    def split(self, dialect: Dialect, rows: Sequence[Row]) -> tuple[list[Row | None], list[Row]]:
+        """The combined statement's rows as each read's row and the first write's rows."""
+        found: list[Row | None] = []
+        start = 0
+        for read in self.reads:
+            width = len(read.compiled(dialect).results)
+            row = rows[0][start : start + width]
+            found.append(row if row[0] is not None else None)
+            start += width
+        written = [row[start:] for row in rows if row[start] is not None]
+        return found, written
+
+
 class Tx:
     """One transaction on one connection; what each method reads is processed as SQLAlchemy
     would. Driver errors other than `Conflict` pass through unchanged."""
@@ -198,6 +241,20 @@ class Tx:
             else:
                 await self.run(part, **params)
         return [found[n] for n in batch.required]
+
+    async def run_together(
+        self, together: Together, **params: Any
+    ) -> tuple[list[Row | None], list[Row]]:
+        """Execute a `Together` with the same parameters: each read's row (None when it found
+        none) and the rows the first write returned."""
+        if self.postgresql:
+            return together.split(self.dialect, await self.all(together.together, **params))
+        found = [await self.first(read, **params) for read in together.reads]
+        first, *rest = together.writes
+        written = await self.all(first, **params)
+        for write in rest:
+            await self.run(write, **params)
+        return found, written
 
     async def lock(self, *ids: int) -> None:
         """Take PostgreSQL's transaction-scoped advisory locks `ids`, in that order: one

@@ -46,7 +46,7 @@ from sqlalchemy import (
     update,
 )
 
-from storage.direct import Query, Tx, direct
+from storage.direct import Query, Row, Together, Tx, direct
 from storage.engine import SessionFactory
 from storage.models import Link, LocalAccount, LocalChallenge, LocalEvent
 from storage.repos import Must, Stale, Work, insert_for
@@ -201,8 +201,9 @@ class LocalAuthStore:
             async with self._direct.transaction() as tx:
                 windows = _Windows(tx, now)
                 await windows.hold(_identifier_lock(keys), _user_lock(keys))
-                reserved = await self._reserve(windows, keys)
-                await tx.run(
+                return await self._reserve(
+                    windows,
+                    keys,
                     _NEW_CHALLENGE,
                     id=challenge.id,
                     identifier=keys.identifier,
@@ -213,7 +214,6 @@ class LocalAuthStore:
                 )
         except _Refused as refused:
             return refused.refusal
-        return reserved
 
     async def reserve_resend(
         self, challenge_id: str, keys: Keys, now: datetime
@@ -236,15 +236,17 @@ class LocalAuthStore:
             if challenge_id is not None:
                 await tx.run(_DROP_CHALLENGE, id=challenge_id)
 
-    async def drop_other_challenges(self, keys: Keys, keep: str) -> None:
-        """Delete every challenge of this person for this address but `keep`."""
-        async with self._direct.single() as tx:
-            await tx.run(
-                _DROP_OTHER_CHALLENGES,
-                identifier=keys.identifier,
-                requester=keys.requester,
-                keep=keep,
-            )
+    def drop_other_challenges(self, keys: Keys, keep: str) -> Work:
+        """The work that deletes every challenge of this person for this address but `keep`;
+        its parameters are named `others_*`, apart from the outcome's."""
+        return Work(
+            (_DROP_OTHER_CHALLENGES,),
+            {
+                "others_identifier": keys.identifier,
+                "others_requester": keys.requester,
+                "others_keep": keep,
+            },
+        )
 
     async def replace_code(
         self, challenge_id: str, code_mac: str, now: datetime, expires_at: datetime
@@ -275,16 +277,19 @@ class LocalAuthStore:
         if expires_at <= windows.now:
             raise _Refused(Expired())
 
-    async def _reserve(self, windows: _Windows, keys: Keys) -> Reserved:
-        """Count a send against every cap before it happens, or refuse it.
+    async def _reserve(
+        self, windows: _Windows, keys: Keys, *also: Query, **params: Any
+    ) -> Reserved:
+        """Count a send against every cap before it happens, or refuse it; `also` are writes
+        that go with the send (its challenge), with their `params`.
 
         The caller holds the address's and the user's locks; the all-users total's is taken
         last, once the person's own caps let the send through and everything else is read, so
         the one lock every send shares is held as briefly as possible.
 
-        Every personal window is read in one query, before this send is recorded (under the
-        locks nothing else changes them meanwhile); the exact reads of when a window has room
-        again run only for a window that is full.
+        Every personal window is read in the statement that records this send, as it was
+        before (under the locks nothing else changes them meanwhile); the exact reads of when a
+        window has room again run only for a window that is full.
         """
         limits, window = self._limits, self._limits.send_window
         mine = (SEND_TO_IDENTIFIER, keys.identifier, keys.requester)
@@ -293,28 +298,35 @@ class LocalAuthStore:
             ((SEND_TO_IDENTIFIER, keys.identifier, None), limits.sends_per_identifier),
             ((SEND_BY_USER, keys.requester, None), limits.sends_per_user),
         ]
-        failures_mine, failures_all, *sends = await windows.tally(
+        tally = windows.tallying(
             [
-                (FAILURE, keys.identifier, keys.requester, limits.lockout_window),
-                (FAILURE, keys.identifier, None, limits.lockout_window),
+                *self._lockout(keys),
                 *((*counted, window) for counted, _ in caps),
             ]
         )
-        if (
-            failures_mine[0] >= limits.lockout_failures
-            or failures_all[0] >= limits.lockout_failures_per_identifier
-        ):
-            locked_until = await self._locked_until(windows, keys)
-            if locked_until is not None:
-                # Every code would be refused until then; sending one would only cost money.
-                raise _Refused(OutOfTries(locked_until))
-        ids = await windows.record(
+        record = windows.recording(
             [
                 (SEND_TO_IDENTIFIER, keys.identifier, keys.requester),
                 (SEND_BY_USER, keys.requester, None),
                 (SEND_TOTAL, TOTAL_KEY, None),
             ]
         )
+        (counted,), written = await windows.tx.run_together(
+            _counted_and_recorded(tally.query, record.query, also),
+            **tally.params,
+            **record.params,
+            **params,
+        )
+        failures_mine, failures_all, *sends = tally.counts(counted)
+        ids = record.ids(written)
+        if (
+            failures_mine[0] >= limits.lockout_failures
+            or failures_all[0] >= limits.lockout_failures_per_identifier
+        ):
+            locked_until = await self._locked_until(windows, keys, [failures_mine, failures_all])
+            if locked_until is not None:
+                # Every code would be refused until then; sending one would only cost money.
+                raise _Refused(OutOfTries(locked_until))
         sent, newest = sends[0]
         # This send against the caps as they were; then the next one, with this one counted.
         blocked_until = _latest(
@@ -390,25 +402,33 @@ class LocalAuthStore:
         self, windows: _Windows, challenge_id: str, keys: Keys, offered: str, account: NewAccount
     ) -> Accepted | Wrong:
         limits = self._limits
-        # Taking the try first, conditionally, is what makes concurrent guesses safe: the
-        # database lets exactly `tries_per_code` of them through, however many arrive at once.
-        row = await windows.tx.first(
-            _TAKE_TRY,
+        tally = windows.tallying(self._lockout(keys))
+        # During a secret rotation the account may still carry the old index: each is looked up.
+        indexes = self._vault.indexes(account.kind, account.value)
+        named = {f"index{n}": index for n, index in enumerate(indexes)}
+        find = _account_by(len(indexes))
+        # Taking the try is what makes concurrent guesses safe: the database lets exactly
+        # `tries_per_code` of them through, however many arrive at once. The lockout's counts
+        # and the address's account are read in the same statement.
+        (counted, existing), taken = await windows.tx.run_together(
+            _judged(tally.query, find),
             id=challenge_id,
             identifier=keys.identifier,
             requester=keys.requester,
             tries=limits.tries_per_code,
             now=windows.now,
+            **tally.params,
+            **named,
         )
-        if row is None:
+        if not taken:
             raise _Refused(await self._why_not(windows, challenge_id, keys))
-        attempts, stored = row
-        locked_until = await self._locked_until(windows, keys)
+        ((attempts, stored),) = taken
+        locked_until = await self._locked_until(windows, keys, tally.counts(counted))
         if locked_until is not None:
             # Locked: not even the right code passes, and the try is given back.
             raise _Refused(OutOfTries(locked_until))
         if Vault.same(stored, offered):
-            return await self._account(windows, challenge_id, keys, account)
+            return await self._account(windows, challenge_id, keys, account, existing, named)
         await windows.record([(FAILURE, keys.identifier, keys.requester)])
         return Wrong(
             tries_left=limits.tries_per_code - attempts,
@@ -431,17 +451,30 @@ class LocalAuthStore:
                 return OutOfTries(await self._locked_until(windows, keys))
         return Expired()
 
-    async def _locked_until(self, windows: _Windows, keys: Keys) -> datetime | None:
+    def _lockout(self, keys: Keys) -> list[tuple[str, str, str | None, timedelta]]:
+        """The windows of failures that lock an address: this person's, then everyone's."""
+        window = self._limits.lockout_window
+        return [
+            (FAILURE, keys.identifier, keys.requester, window),
+            (FAILURE, keys.identifier, None, window),
+        ]
+
+    async def _locked_until(
+        self,
+        windows: _Windows,
+        keys: Keys,
+        counts: Sequence[tuple[int, datetime | None]] | None = None,
+    ) -> datetime | None:
         """Until when this person may not use codes for this address: their own failures, or
-        (the backstop) everyone's together. Both windows are counted in one query."""
+        (the backstop) everyone's together. Both windows are counted in one query, unless
+        `counts` (of `_lockout`'s windows) were read already in this transaction."""
         limits = self._limits
         caps = [
             (keys.requester, limits.lockout_failures),
             (None, limits.lockout_failures_per_identifier),
         ]
-        counts = await windows.tally(
-            [(FAILURE, keys.identifier, requester, limits.lockout_window) for requester, _ in caps]
-        )
+        if counts is None:
+            counts = await windows.tally(self._lockout(keys))
         return _latest(
             [
                 await windows.room_at(
@@ -488,15 +521,18 @@ class LocalAuthStore:
     # -- accounts -------------------------------------------------------------------------
 
     async def _account(
-        self, windows: _Windows, challenge_id: str, keys: Keys, account: NewAccount
+        self,
+        windows: _Windows,
+        challenge_id: str,
+        keys: Keys,
+        account: NewAccount,
+        existing: Row | None,
+        named: dict[str, str],
     ) -> Accepted:
-        """The address's account, created by this challenge when there is none."""
-        # During a secret rotation the row may still carry the old index: each is looked up.
-        indexes = self._vault.indexes(account.kind, account.value)
-        find = _account_by(len(indexes))
-        named = {f"index{n}": index for n, index in enumerate(indexes)}
+        """The address's account (`existing`, found by its `named` indexes), created by this
+        challenge when there is none."""
         tx = windows.tx
-        existing = await tx.first(find, **named)
+        find = _account_by(len(named))
         if existing is None:
             created = await tx.scalar(
                 _NEW_ACCOUNT,
@@ -613,14 +649,19 @@ class _Windows:
     async def record(self, entries: Sequence[tuple[str, str, str | None]]) -> list[int]:
         """Write one event per (kind, key, requester) at `now`, in one statement; returns their
         ids, in the order of `entries`, so they can be undone."""
-        params: dict[str, Any] = {"at": self.now}
+        record = self.recording(entries)
+        return record.ids(await self.tx.all(record.query, **record.params))
+
+    def recording(self, entries: Sequence[tuple[str, str, str | None]]) -> _Recording:
+        """`record`'s statement, to run with others."""
+        params: dict[str, Any] = {"event_at": self.now}
         for n, (kind, key, requester) in enumerate(entries):
-            params |= {f"kind{n}": kind, f"key{n}": key, f"requester{n}": requester}
-        rows = await self.tx.all(_new_events(len(entries)), **params)
-        # RETURNING promises no order: each id is matched to its entry.
-        ids = {(kind, key, requester): id_ for id_, kind, key, requester in rows}
-        assert len(ids) == len(entries), "each entry is written once"
-        return [ids[kind, key, requester] for kind, key, requester in entries]
+            params |= {
+                f"event_kind{n}": kind,
+                f"event_key{n}": key,
+                f"event_requester{n}": requester,
+            }
+        return _Recording(_new_events(len(entries)), params, tuple(entries))
 
     async def room_at(
         self,
@@ -657,15 +698,54 @@ class _Windows:
     ) -> list[tuple[int, datetime | None]]:
         """For each (kind, key, requester or None, window): how many events it holds and when
         the newest was; all in one query."""
+        tally = self.tallying(windows)
+        return tally.counts(await self.tx.first(tally.query, **tally.params))
+
+    def tallying(self, windows: Sequence[tuple[str, str, str | None, timedelta]]) -> _Tally:
+        """`tally`'s query, to run with others."""
         params: dict[str, Any] = {}
         for n, (kind, key, requester, window) in enumerate(windows):
             params |= {f"kind{n}": kind, f"key{n}": key, f"since{n}": self.now - window}
             if requester is not None:
                 params[f"requester{n}"] = requester
         shape = tuple(requester is not None for _, _, requester, _ in windows)
-        row = await self.tx.first(_tally(shape), **params)
-        assert row is not None
-        return [(int(row[2 * n] or 0), row[2 * n + 1]) for n in range(len(windows))]
+        return _Tally(_tally(shape), params, len(windows))
+
+
+@dataclass(frozen=True, slots=True)
+class _Tally:
+    query: Query
+    params: dict[str, Any]
+    windows: int
+
+    def counts(self, row: Row | None) -> list[tuple[int, datetime | None]]:
+        assert row is not None  # an aggregate: one row, always
+        return [(int(row[2 * n] or 0), row[2 * n + 1]) for n in range(self.windows)]
+
+
+@dataclass(frozen=True, slots=True)
+class _Recording:
+    query: Query
+    params: dict[str, Any]
+    entries: tuple[tuple[str, str, str | None], ...]
+
+    def ids(self, rows: Sequence[Row]) -> list[int]:
+        """The new events' ids in the order of the entries (RETURNING promises no order)."""
+        ids = {(kind, key, requester): id_ for id_, kind, key, requester in rows}
+        assert len(ids) == len(self.entries), "each entry is written once"
+        return [ids[entry] for entry in self.entries]
+
+
+@functools.cache
+def _counted_and_recorded(tally: Query, record: Query, also: tuple[Query, ...]) -> Together:
+    """A send's personal windows counted as they were, its events recorded, and `also`."""
+    return Together([tally], [record, *also])
+
+
+@functools.cache
+def _judged(tally: Query, find: Query) -> Together:
+    """A try taken on a challenge, beside the lockout's counts and the address's account."""
+    return Together([tally, find], [_TAKE_TRY])
 
 
 def _match(suffix: str = "", *, mine: bool) -> ColumnElement[bool]:
@@ -710,16 +790,17 @@ _TAKE_WRITE_LOCK = Query(update(LocalEvent).where(false()).values(kind=LocalEven
 
 @functools.cache
 def _new_events(count: int) -> Query:
-    """`count` events at one moment (kind0, key0, requester0, kind1, ... and at)."""
+    """`count` events at one moment (event_kind0, event_key0, event_requester0,
+    event_kind1, ... and event_at)."""
     return Query(
         insert(LocalEvent)
         .values(
             [
                 {
-                    "kind": bindparam(f"kind{n}"),
-                    "key": bindparam(f"key{n}"),
-                    "requester": bindparam(f"requester{n}"),
-                    "at": bindparam("at"),
+                    "kind": bindparam(f"event_kind{n}"),
+                    "key": bindparam(f"event_key{n}"),
+                    "requester": bindparam(f"event_requester{n}"),
+                    "at": bindparam("event_at"),
                 }
                 for n in range(count)
             ]
@@ -795,9 +876,9 @@ _REPLACE_CODE = Query(
 _DROP_CHALLENGE = Query(delete(LocalChallenge).where(LocalChallenge.id == bindparam("id")))
 _DROP_OTHER_CHALLENGES = Query(
     delete(LocalChallenge).where(
-        LocalChallenge.identifier_index == bindparam("identifier"),
-        LocalChallenge.requester_index == bindparam("requester"),
-        LocalChallenge.id != bindparam("keep"),
+        LocalChallenge.identifier_index == bindparam("others_identifier"),
+        LocalChallenge.requester_index == bindparam("others_requester"),
+        LocalChallenge.id != bindparam("others_keep"),
     )
 )
 

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import asyncpg
 import pytest
-from sqlalchemy import bindparam, delete, insert, select
+from sqlalchemy import bindparam, delete, func, insert, select
 
-from storage.direct import Batch, Conflict, Direct, Query, direct
+from storage.direct import Batch, Conflict, Direct, Query, Together, direct
 from storage.engine import Database
 from storage.models import AuditEvent, Conversation, HandledUpdate, TelegramUser
 from tests.support.database import with_tables
@@ -125,6 +125,33 @@ async def test_a_batch_says_which_required_parts_found_no_row(database: Database
     async with direct(database.sessions).single() as tx:
         assert await tx.all(_STEPS) == []
         assert await tx.scalar(_HANDLED_AT, id=1) == WHEN
+
+
+_COUNT_HANDLED = Query(select(func.count()).select_from(HandledUpdate))
+_HANDLED_MANY = Query(
+    insert(HandledUpdate)
+    .values([{"update_id": bindparam(f"id{n}"), "at": bindparam("at")} for n in range(2)])
+    .returning(HandledUpdate.update_id)
+)
+
+
+async def test_reads_together_with_writes_see_the_database_as_it_was_before(
+    database: Database,
+) -> None:
+    reads_and_writes = Together([_COUNT_HANDLED, _SEEN], [_HANDLED_MANY, _PERSON])
+    async with direct(database.sessions).transaction() as tx:
+        (count, seen), written = await tx.run_together(
+            reads_and_writes, id0=1, id1=2, at=WHEN, seen=1, user=7
+        )
+    assert (count, seen) == ((0,), None)
+    assert sorted(written) == [(1,), (2,)]
+    async with direct(database.sessions).transaction() as tx:
+        (count, seen), written = await tx.run_together(
+            reads_and_writes, id0=3, id1=4, at=WHEN, seen=1, user=8
+        )
+    assert (count, seen) == ((2,), (1,))
+    async with database.sessions() as session:
+        assert list(await session.scalars(select(TelegramUser.id).order_by("id"))) == [7, 8]
 
 
 def _sqlite_threads() -> int:

@@ -39,6 +39,9 @@ class Challenge:
     resend_at: datetime
     # Backend-specific, JSON-serialisable (ids, a Clerk client token). Stored encrypted.
     state: dict[str, Any] = field(default_factory=dict)
+    # Database work done with the chat's next step, in the transaction that stores it (e.g.
+    # dropping the person's older codes for the address); not part of the stored challenge.
+    commit: Work | None = field(default=None, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -59,6 +59,7 @@ from storage.local_auth import (
     TooSoon,
     Wrong,
 )
+from storage.repos import Work
 from storage.vault import Vault
 
 log = logging.getLogger(__name__)
@@ -114,11 +115,12 @@ class LocalBackend:
         await self._deliver(
             channel, identifier, code, reserved.reservation, new_challenge_id=challenge_id
         )
-        # The chat only waits for its newest code; older live codes of the same person for the
-        # same address would be extra targets for guessing and nothing else.
-        await self._store.drop_other_challenges(keys, keep=challenge_id)
         log.info("Local backend sent a %s code by %s", identifier.kind, channel.name)
-        return self._challenge(challenge_id, identifier, channel, now, reserved)
+        # The chat only waits for its newest code; older live codes of the same person for the
+        # same address would be extra targets for guessing and nothing else. They go in the
+        # transaction that stores the chat's step.
+        others = self._store.drop_other_challenges(keys, keep=challenge_id)
+        return self._challenge(challenge_id, identifier, channel, now, reserved, commit=others)
 
     async def resend(self, challenge: Challenge, who: Requester) -> Challenge:
         """Send a new code for the same challenge; the old code stops working once it is sent.
@@ -268,6 +270,8 @@ class LocalBackend:
         channel: DeliveryChannel,
         sent_at: datetime,
         reserved: Reserved,
+        *,
+        commit: Work | None = None,
     ) -> Challenge:
         """What the chat keeps of a code just sent: only the challenge id, never the code."""
         return Challenge(
@@ -277,6 +281,7 @@ class LocalBackend:
             expires_at=sent_at + self._limits.code_ttl,
             resend_at=reserved.next_send_at,
             state={"id": challenge_id},
+            commit=commit,
         )
 
     def _challenge_id(self, challenge: Challenge) -> str:

@@ -550,6 +550,8 @@ class Conversation:
         if not self.backend.supports(identifier.kind):
             raise UnsupportedIdentifier(identifier.kind)
         challenge = await self.backend.start(identifier, self._requester(turn))
+        if challenge.commit is not None:
+            turn.work.append(challenge.commit)
         turn.go(CODE, challenge=challenge.to_dict())
         how = self.t(turn, f"how_{challenge.channel}")
         minutes = max(1, round((challenge.expires_at - self.clock()).total_seconds() / 60))

@@ -147,11 +147,11 @@ async def challenge_row(sessions: SessionFactory, challenge: Challenge) -> Local
 NOBODY = UserInfo(1)
 
 
-async def finish(sessions: SessionFactory, identity: VerifiedIdentity) -> None:
-    """Make a verification final, as the chat does: in the transaction that stores an update's
-    outcome (here one that stores nothing else)."""
-    assert identity.commit is not None
-    changes = Changes(user=NOBODY, conversation=None, work=[identity.commit])
+async def finish(sessions: SessionFactory, done: Challenge | VerifiedIdentity) -> None:
+    """Do a code sent's or a verification's work, as the chat does: in the transaction that
+    stores an update's outcome (here one that stores nothing else)."""
+    assert done.commit is not None
+    changes = Changes(user=NOBODY, conversation=None, work=[done.commit])
     await Store(sessions, VAULT).apply(changes)
 
 
