@@ -447,6 +447,8 @@ def _smtp_address(address: str) -> str:
     """The address as SMTP carries it: an internationalised domain in its ASCII (punycode) form,
     so servers without SMTPUTF8 accept it. A non-ASCII local part has no ASCII form and goes as
     is."""
+    if address.isascii():
+        return address  # already what SMTP carries: the chat stores addresses normalised
     try:
         ascii_form = validate_email(address, check_deliverability=False).ascii_email
     except EmailNotValidError:
