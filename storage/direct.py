@@ -24,12 +24,12 @@ import asyncpg  # type: ignore[import-untyped]
 from sqlalchemy import event, func, literal, select, true
 from sqlalchemy.engine import Dialect, Engine
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
-from sqlalchemy.pool import PoolProxiedConnection, QueuePool
+from sqlalchemy.pool import PoolProxiedConnection
 from sqlalchemy.sql import ClauseElement
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.util import greenlet_spawn
 
-from storage.engine import InlineConnection
+from storage.engine import InlineConnection, keepable
 
 Row: TypeAlias = tuple[Any, ...]
 Processor: TypeAlias = Callable[[Any], Any] | None
@@ -390,22 +390,20 @@ class _PostgresTx(Tx):
 
 
 class _Kept:
-    """PostgreSQL connections the direct path keeps between its transactions, at most `limit`.
+    """PostgreSQL connections the direct path keeps between its transactions.
 
     Taking a connection from SQLAlchemy's pool and giving it back costs two greenlet switches
     and the pool's bookkeeping: about as much CPU as a statement, several times per update.
     A connection a transaction ended cleanly (committed, or rolled back after an error) is put
     here instead, as it is; the next transaction takes it without the pool. To the pool they
-    stay checked out, so no more than half the pool is kept, and sessions always find the
-    rest. The engine's dispose() closes them.
+    stay checked out, so no more are kept than half of all the pool may open
+    (`storage.engine.keepable`), and sessions always find the rest. The engine's dispose()
+    closes them.
     """
 
     def __init__(self, engine: Engine) -> None:
         self.idle: list[PoolProxiedConnection] = []
-        pool = engine.pool
-        self.limit = 0  # SQLite's one connection is the sessions' too
-        if engine.dialect.driver == "asyncpg" and isinstance(pool, QueuePool):
-            self.limit = pool.size() // 2
+        self.limit = keepable(engine)
         event.listen(engine, "engine_disposed", self._close)
 
     def _close(self, _engine: Engine) -> None:

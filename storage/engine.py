@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import sqlite3
+import weakref
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeAlias, TypeVar
 
 import aiosqlite
 from sqlalchemy import event, text
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -92,6 +93,17 @@ def redact_url(url: str) -> str:
     return make_url(url).render_as_string(hide_password=True)
 
 
+# Per engine: how many connections the direct path may keep between its transactions (see
+# storage.direct), half of all the pool may open, so that sessions always find the other half.
+_KEEPABLE: weakref.WeakKeyDictionary[Engine, int] = weakref.WeakKeyDictionary()
+
+
+def keepable(engine: Engine) -> int:
+    """How many idle connections the direct path may keep out of `engine`'s pool; none on
+    SQLite, whose one connection the sessions share."""
+    return _KEEPABLE.get(engine, 0)
+
+
 def create_engine(url: str, *, pool_size: int = 10, max_overflow: int = 10) -> AsyncEngine:
     parsed = make_url(url)
     # Statement parameters are personal data (names, ids, blind indexes): keep them out of the
@@ -101,6 +113,7 @@ def create_engine(url: str, *, pool_size: int = 10, max_overflow: int = 10) -> A
             url, hide_parameters=True, pool_size=pool_size, max_overflow=max_overflow
         )
         event.listen(engine.sync_engine, "checkout", _refuse_closed)
+        _KEEPABLE[engine.sync_engine] = (pool_size + max_overflow) // 2
         return engine
     # One connection, its calls run in the event loop's thread:
     # - SQLite takes one writer at a time; writers on several connections wait for each other
