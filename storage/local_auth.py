@@ -200,7 +200,7 @@ class LocalAuthStore:
         try:
             async with self._direct.transaction() as tx:
                 windows = _Windows(tx, now)
-                await windows.hold(_identifier_lock(keys), _user_lock(keys))
+                await windows.hold(_identifier_lock(keys), _user_lock(keys), last=_TOTAL_LOCK)
                 return await self._reserve(
                     windows,
                     keys,
@@ -222,7 +222,7 @@ class LocalAuthStore:
         try:
             async with self._direct.transaction() as tx:
                 windows = _Windows(tx, now)
-                await windows.hold(_identifier_lock(keys), _user_lock(keys))
+                await windows.hold(_identifier_lock(keys), _user_lock(keys), last=_TOTAL_LOCK)
                 await self._check_resendable(windows, challenge_id, keys)
                 return await self._reserve(windows, keys)
         except _Refused as refused:
@@ -283,13 +283,12 @@ class LocalAuthStore:
         """Count a send against every cap before it happens, or refuse it; `also` are writes
         that go with the send (its challenge), with their `params`.
 
-        The caller holds the address's and the user's locks; the all-users total's is taken
-        last, once the person's own caps let the send through and everything else is read, so
-        the one lock every send shares is held as briefly as possible.
-
-        Every personal window is read in the statement that records this send, as it was
-        before (under the locks nothing else changes them meanwhile); the exact reads of when a
-        window has room again run only for a window that is full.
+        The caller holds the address's, the user's and the all-users total's locks, taken in
+        one round trip. Every window, the total's included, is read in the statement that
+        records this send, as it was before (under the locks nothing else changes them
+        meanwhile), so the one lock every send shares is held for that statement and the
+        commit; the exact reads of when a window has room again run only for a window that is
+        full.
         """
         limits, window = self._limits, self._limits.send_window
         mine = (SEND_TO_IDENTIFIER, keys.identifier, keys.requester)
@@ -302,6 +301,7 @@ class LocalAuthStore:
             [
                 *self._lockout(keys),
                 *((*counted, window) for counted, _ in caps),
+                (SEND_TOTAL, TOTAL_KEY, None, window),
             ]
         )
         record = windows.recording(
@@ -317,7 +317,7 @@ class LocalAuthStore:
             **record.params,
             **params,
         )
-        failures_mine, failures_all, *sends = tally.counts(counted)
+        failures_mine, failures_all, *sends, (total, _) = tally.counts(counted)
         ids = record.ids(written)
         if (
             failures_mine[0] >= limits.lockout_failures
@@ -359,9 +359,8 @@ class LocalAuthStore:
             )
             or windows.now
         )  # fmt: skip
-        await windows.hold(_TOTAL_LOCK)
         total_full_until = await windows.room_at(
-            SEND_TOTAL, TOTAL_KEY, window=limits.send_window, cap=limits.sends_total, pending=1
+            SEND_TOTAL, TOTAL_KEY, window=window, cap=limits.sends_total, counted=total
         )
         if total_full_until is not None:
             raise _Refused(TooSoon(total_full_until))
@@ -635,12 +634,12 @@ class _Windows:
         self.now = now
         self._writing = False
 
-    async def hold(self, *locks: int) -> None:
+    async def hold(self, *locks: int, last: int | None = None) -> None:
         """Wait for, and keep until the transaction ends, the locks of the keys about to be
-        counted; see the module's docstring. The total's lock, when needed, comes last."""
+        counted; see the module's docstring. The total's lock, when needed, is `last`."""
         if self.tx.postgresql:
-            # In the sorted order that keeps two transactions from waiting on each other.
-            await self.tx.lock(*sorted(locks))
+            # In the order that keeps two transactions from waiting on each other.
+            await self.tx.lock(*sorted(locks), *(() if last is None else (last,)))
         elif not self._writing:
             # SQLite: a write that changes nothing still takes the database's one write lock.
             await self.tx.run(_TAKE_WRITE_LOCK)
