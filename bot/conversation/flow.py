@@ -474,9 +474,16 @@ class Conversation:
         else:
             turn.outcome.toast = self.t(turn, "stale_button")
 
+    def _waiting_on(self, turn: Turn, challenge: Challenge) -> None:
+        """The chat waits for the code of `challenge` from now on; the backend's work for it
+        is stored with that step."""
+        if challenge.commit is not None:
+            turn.work.append(challenge.commit)
+        turn.go(CODE, challenge=challenge.to_dict())
+
     async def _resend(self, turn: Turn, challenge: Challenge) -> None:
         fresh = await self.backend.resend(challenge, self._requester(turn))
-        turn.go(CODE, challenge=fresh.to_dict())
+        self._waiting_on(turn, fresh)
         turn.say(
             Reply(
                 self.t(turn, "resent", masked=fresh.identifier.masked),
@@ -550,9 +557,7 @@ class Conversation:
         if not self.backend.supports(identifier.kind):
             raise UnsupportedIdentifier(identifier.kind)
         challenge = await self.backend.start(identifier, self._requester(turn))
-        if challenge.commit is not None:
-            turn.work.append(challenge.commit)
-        turn.go(CODE, challenge=challenge.to_dict())
+        self._waiting_on(turn, challenge)
         how = self.t(turn, f"how_{challenge.channel}")
         minutes = max(1, round((challenge.expires_at - self.clock()).total_seconds() / 60))
         turn.say(
