@@ -120,7 +120,8 @@ class Batch:
     Parts named `required` (a write's RETURNING, a SELECT … FOR SHARE) must each find a row for
     the batch to stand; `Tx.run_batch` says which did, and the caller rolls the transaction
     back when one did not. On PostgreSQL every part is then a CTE, and the statement selects
-    how many rows each required part returned.
+    how many rows each required part returned (so a read that is not required would not run:
+    PostgreSQL skips a plain SELECT nobody selects from).
     """
 
     __slots__ = ("parts", "required", "together")

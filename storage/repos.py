@@ -123,7 +123,7 @@ class Work:
     Its statements join the outcome's `Batch`, after the update's handled row and before the
     outcome's own rows: on PostgreSQL one statement with them. So they follow the batch's
     rules (no row touched twice), and `params` are named apart from the outcome's (`user_id`,
-    `now`, the link's fields...): a name given twice with two values is refused.
+    `now`, the link's fields...): a name given twice is refused.
     """
 
     statements: tuple[Query | Must, ...]
