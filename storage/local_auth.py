@@ -509,7 +509,7 @@ class LocalAuthStore:
                 _FORGIVE,
             ),
             {
-                "code_challenge": challenge_id,
+                "code_id": challenge_id,
                 "code_identifier": keys.identifier,
                 "code_requester": keys.requester,
                 "code_used_at": now,
@@ -737,7 +737,7 @@ class _Recording:
 
 @functools.cache
 def _counted_and_recorded(tally: Query, record: Query, also: tuple[Query, ...]) -> Together:
-    """A send's personal windows counted as they were, its events recorded, and `also`."""
+    """A send's windows counted as they were, its events recorded, and `also`."""
     return Together([tally], [record, *also])
 
 
@@ -816,11 +816,19 @@ _FORGIVE = Query(
         LocalEvent.requester == bindparam("code_requester"),
     )
 )
-_THIS_CHALLENGE = (
-    LocalChallenge.id == bindparam("id"),
-    LocalChallenge.identifier_index == bindparam("identifier"),
-    LocalChallenge.requester_index == bindparam("requester"),
-)
+
+
+def _this_challenge(prefix: str = "") -> tuple[ColumnElement[bool], ...]:
+    """The challenge `id`, of this address (`identifier`) and person (`requester`); parameter
+    names start with `prefix` where the statement shares them with others (see `consume`)."""
+    return (
+        LocalChallenge.id == bindparam(f"{prefix}id"),
+        LocalChallenge.identifier_index == bindparam(f"{prefix}identifier"),
+        LocalChallenge.requester_index == bindparam(f"{prefix}requester"),
+    )
+
+
+_THIS_CHALLENGE = _this_challenge()
 _NEW_CHALLENGE = Query(
     insert(LocalChallenge).values(
         id=bindparam("id"),
@@ -852,12 +860,7 @@ _TAKE_TRY = Query(
 )
 _USE_CODE = Query(
     update(LocalChallenge)
-    .where(
-        LocalChallenge.id == bindparam("code_challenge"),
-        LocalChallenge.identifier_index == bindparam("code_identifier"),
-        LocalChallenge.requester_index == bindparam("code_requester"),
-        LocalChallenge.consumed_at.is_(None),
-    )
+    .where(*_this_challenge("code_"), LocalChallenge.consumed_at.is_(None))
     .values(consumed_at=bindparam("code_used_at"))
     .returning(LocalChallenge.id)
 )

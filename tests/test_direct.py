@@ -182,19 +182,27 @@ async def pg() -> AsyncIterator[Database]:
         yield database
 
 
+_OPEN = "SELECT count(*) FROM pg_stat_activity WHERE datname = $1"
+_ENDED = (
+    "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid, 5000))"
+    " FROM pg_stat_activity WHERE datname = $1"
+)
+
+
+async def _connections(database: Database, query: str = _OPEN) -> int:
+    """The database's connections on the server, as `query` counts them."""
+    admin = await asyncpg.connect(ADMIN_DSN)
+    try:
+        count = await admin.fetchval(query, database.engine.url.database)
+    finally:
+        await admin.close()
+    return int(count)
+
+
 async def _end_connections(database: Database) -> int:
     """What a server restart does to the bot's connections: end them, and wait until they are
     gone."""
-    admin = await asyncpg.connect(ADMIN_DSN)
-    try:
-        ended = await admin.fetchval(
-            "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid, 5000))"
-            " FROM pg_stat_activity WHERE datname = $1",
-            database.engine.url.database,
-        )
-    finally:
-        await admin.close()
-    return int(ended)
+    return await _connections(database, _ENDED)
 
 
 async def test_connections_the_server_ended_are_not_handed_out_again(pg: Database) -> None:
@@ -207,18 +215,6 @@ async def test_connections_the_server_ended_are_not_handed_out_again(pg: Databas
     async with pg.sessions() as session:  # the ORM's checkouts too
         stored = await session.scalars(select(HandledUpdate.update_id).order_by("update_id"))
         assert list(stored) == [1, 2]
-
-
-async def _open_connections(database: Database) -> int:
-    admin = await asyncpg.connect(ADMIN_DSN)
-    try:
-        count = await admin.fetchval(
-            "SELECT count(*) FROM pg_stat_activity WHERE datname = $1",
-            database.engine.url.database,
-        )
-    finally:
-        await admin.close()
-    return int(count)
 
 
 async def _together(access: Direct, ids: range) -> None:
@@ -240,14 +236,14 @@ async def test_a_disposed_engine_closes_every_connection_it_kept() -> None:
         database = Database(url)
         await database.create_all()
         await _together(direct(database.sessions), range(6))
-        assert await _open_connections(database) == 6
+        assert await _connections(database) == 6
         await database.dispose()
         # A backend ends a moment after its client closed the connection.
         for _ in range(100):
-            if await _open_connections(database) == 0:
+            if await _connections(database) == 0:
                 break
             await asyncio.sleep(0.1)
-        assert await _open_connections(database) == 0
+        assert await _connections(database) == 0
 
 
 async def test_connections_kept_between_transactions_leave_the_sessions_room() -> None:
